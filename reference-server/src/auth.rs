@@ -1,0 +1,65 @@
+//! Who is calling, and what they may do.
+//!
+//! Authentication and authorization arrive as layers in a later issue; this module holds the
+//! types every layer shares (principals, tiers, scopes) and the `public` policy in force until then.
+
+use serde::{Deserialize, Serialize};
+
+/// Permission tiers, ordered from least to most privileged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Anyone, authenticated or not.
+    Public,
+    /// Any authenticated principal.
+    Authenticated,
+    /// The principal that owns the object the call touches (checked by the tool itself).
+    Owner,
+    /// Operators.
+    Admin,
+}
+
+/// The identity a request is made under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Principal {
+    /// Stable identifier (`sub` of a token, owner of an API key, or `anonymous`).
+    pub id: String,
+    /// The highest tier this principal holds.
+    pub tier: Tier,
+}
+
+impl Principal {
+    /// The principal of every caller under the `public` policy.
+    pub fn anonymous() -> Self {
+        Self { id: "anonymous".to_owned(), tier: Tier::Owner }
+    }
+
+    /// A principal with operator rights (used by tests and, later, admin tokens).
+    pub fn admin(id: &str) -> Self {
+        Self { id: id.to_owned(), tier: Tier::Admin }
+    }
+
+    /// Whether this principal may use something that requires `tier`.
+    pub fn may(&self, tier: Tier) -> bool {
+        self.tier >= tier
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthPolicy {
+    /// No credential is asked for: every caller is [`Principal::anonymous`], which holds the
+    /// public, authenticated and owner tiers but never admin.
+    #[default]
+    Public,
+}
+
+impl AuthPolicy {
+    /// Resolves the principal for a request. Under `public` there is nothing to check.
+    pub fn principal(&self, _headers: &http::HeaderMap) -> Principal {
+        match self {
+            AuthPolicy::Public => Principal::anonymous(),
+        }
+    }
+}

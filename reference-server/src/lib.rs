@@ -1,0 +1,17 @@
+//! mcproof-server: a reference secure MCP server.
+//!
+//! The server is a function of its configuration ([`http::app`]); transports (Streamable HTTP
+//! and stdio) share one protocol core ([`protocol`]). Each security control lives in its own
+//! module so that it can be read, tested and fuzzed on its own.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod rate_limit;
+pub mod sandbox;
+pub mod sanitize;
+pub mod schema;
+pub mod session;
+pub mod tools;

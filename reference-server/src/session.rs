@@ -1,0 +1,396 @@
+//! Sessions: unguessable ids, the negotiated protocol state, and the channel back to the client.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
+use rand::TryRngCore as _;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::Principal;
+use crate::protocol::ProtocolVersion;
+
+/// A fresh session id: 256 bits from the operating system's CSPRNG, base64url without padding
+/// (43 characters, all visible ASCII).
+pub fn new_session_id() -> String {
+    let mut bytes = [0u8; 32];
+    // The OS generator failing is unrecoverable for a server that must mint secrets.
+    #[allow(clippy::expect_used)] // reason: no safe fallback exists for a broken OS CSPRNG
+    rand::rngs::OsRng.try_fill_bytes(&mut bytes).expect("operating system random generator failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A short, non-reversible label for logs and the audit trail: session ids are bearer
+/// secrets within their principal, so they are never written out whole.
+pub fn session_label(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    hex::encode(&digest[..6])
+}
+
+/// Severity levels of `notifications/message` (RFC 5424 order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "debug" => Self::Debug,
+            "info" => Self::Info,
+            "notice" => Self::Notice,
+            "warning" => Self::Warning,
+            "error" => Self::Error,
+            "critical" => Self::Critical,
+            "alert" => Self::Alert,
+            "emergency" => Self::Emergency,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Notice => "notice",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+            Self::Alert => "alert",
+            Self::Emergency => "emergency",
+        }
+    }
+}
+
+/// One client's negotiated state.
+pub struct Session {
+    pub id: String,
+    pub protocol_version: ProtocolVersion,
+    /// The principal that created the session; every later request must be made by it.
+    pub principal: Principal,
+    pub client_capabilities: Value,
+    initialized: AtomicBool,
+    closed: AtomicBool,
+    log_level: Mutex<LogLevel>,
+    next_request_id: AtomicU64,
+    next_event_id: AtomicU64,
+    pending: Mutex<HashMap<String, oneshot::Sender<Result<Value, Value>>>>,
+    subscriptions: Mutex<HashSet<String>>,
+    last_seen: Mutex<Instant>,
+    /// Messages that belong to no request (resource updates), read by the standalone GET stream.
+    standalone_tx: mpsc::Sender<Value>,
+    standalone_rx: Mutex<Option<mpsc::Receiver<Value>>>,
+    closed_notify: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &session_label(&self.id))
+            .field("protocol_version", &self.protocol_version)
+            .field("principal", &self.principal.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn new(protocol_version: ProtocolVersion, principal: Principal, client_capabilities: Value) -> Self {
+        let (standalone_tx, standalone_rx) = mpsc::channel(64);
+        Self {
+            id: new_session_id(),
+            protocol_version,
+            principal,
+            client_capabilities,
+            initialized: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            log_level: Mutex::new(LogLevel::Info),
+            next_request_id: AtomicU64::new(1),
+            next_event_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashSet::new()),
+            last_seen: Mutex::new(Instant::now()),
+            standalone_tx,
+            standalone_rx: Mutex::new(Some(standalone_rx)),
+            closed_notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The client sent `notifications/initialized`.
+    pub fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
+    pub fn touch(&self) {
+        *self.last_seen.lock() = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_seen.lock().elapsed()
+    }
+
+    pub fn log_level(&self) -> LogLevel {
+        *self.log_level.lock()
+    }
+
+    pub fn set_log_level(&self, level: LogLevel) {
+        *self.log_level.lock() = level;
+    }
+
+    /// Whether the client declared `capability` (for example `sampling`, `elicitation`) at
+    /// initialization. The server must not send requests the client cannot handle.
+    pub fn client_supports(&self, capability: &str) -> bool {
+        self.client_capabilities.get(capability).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn subscribe(&self, uri: &str) {
+        self.subscriptions.lock().insert(uri.to_owned());
+    }
+
+    pub fn unsubscribe(&self, uri: &str) -> bool {
+        self.subscriptions.lock().remove(uri)
+    }
+
+    /// A new SSE event id, unique across every stream of this session.
+    pub fn next_event_id(&self) -> String {
+        format!("{}", self.next_event_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Delivers a client's response to a request this session sent. Returns false if no such
+    /// request is pending (unknown or already answered id).
+    pub fn deliver_response(&self, id: &Value, outcome: Result<Value, Value>) -> bool {
+        let key = match id {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return false,
+        };
+        match self.pending.lock().remove(&key) {
+            Some(tx) => tx.send(outcome).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Takes the receiver of the standalone stream; only one GET stream may hold it at a time.
+    pub fn take_standalone(&self) -> Option<mpsc::Receiver<Value>> {
+        self.standalone_rx.lock().take()
+    }
+
+    /// Gives the receiver back when the GET stream ends.
+    pub fn return_standalone(&self, rx: mpsc::Receiver<Value>) {
+        if !self.is_closed() {
+            *self.standalone_rx.lock() = Some(rx);
+        }
+    }
+
+    /// Queues a message for the standalone stream; dropped if nobody listens and the queue is full.
+    pub fn send_standalone(&self, message: Value) {
+        let _ = self.standalone_tx.try_send(message);
+    }
+
+    /// Ends the session: pending requests fail, streams close.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.pending.lock().clear();
+        self.standalone_rx.lock().take();
+        self.closed_notify.notify_waiters();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the session is closed.
+    pub async fn closed(&self) {
+        let notified = self.closed_notify.notified();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Why a request to the client did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("the client did not declare the `{0}` capability")]
+    Unsupported(&'static str),
+    #[error("the client did not answer in time")]
+    Timeout,
+    #[error("the connection to the client is closed")]
+    Closed,
+    #[error("the client answered with an error")]
+    Rejected(Value),
+}
+
+/// The way back to the client for one request: notifications and server-to-client requests
+/// sent here travel on that request's response stream.
+#[derive(Clone)]
+pub struct Peer {
+    out: mpsc::Sender<Value>,
+    session: Arc<Session>,
+    timeout: Duration,
+}
+
+impl Peer {
+    pub fn new(out: mpsc::Sender<Value>, session: Arc<Session>, timeout: Duration) -> Self {
+        Self { out, session, timeout }
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    /// Sends a notification; silently dropped if the stream is gone.
+    pub async fn notify(&self, method: &str, params: Value) {
+        let _ = self.out.send(json!({ "jsonrpc": "2.0", "method": method, "params": params })).await;
+    }
+
+    /// Sends `notifications/message` if `level` is at or above the session's level.
+    pub async fn log(&self, level: LogLevel, logger: &str, data: Value) {
+        if level >= self.session.log_level() {
+            self.notify("notifications/message", json!({ "level": level.as_str(), "logger": logger, "data": data }))
+                .await;
+        }
+    }
+
+    /// Sends a request to the client and waits for its answer. `capability` is the client
+    /// capability the method needs (`sampling`, `elicitation`, `roots`).
+    pub async fn request(&self, capability: &'static str, method: &str, params: Value) -> Result<Value, PeerError> {
+        if !self.session.client_supports(capability) {
+            return Err(PeerError::Unsupported(capability));
+        }
+        let n = self.session.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("srv-{n}");
+        let (tx, rx) = oneshot::channel();
+        self.session.pending.lock().insert(id.clone(), tx);
+        let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if self.out.send(message).await.is_err() {
+            self.session.pending.lock().remove(&id);
+            return Err(PeerError::Closed);
+        }
+        let outcome = tokio::time::timeout(self.timeout, rx).await;
+        self.session.pending.lock().remove(&id);
+        match outcome {
+            Err(_) => Err(PeerError::Timeout),
+            Ok(Err(_)) => Err(PeerError::Closed),
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => Err(PeerError::Rejected(error)),
+        }
+    }
+}
+
+/// Why a session could not be created or used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("too many sessions")]
+    Full,
+}
+
+/// Live sessions, bounded in number and idle time.
+pub struct SessionStore {
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    max: usize,
+    idle: Duration,
+}
+
+impl SessionStore {
+    pub fn new(max: usize, idle: Duration) -> Self {
+        Self { sessions: Mutex::new(HashMap::new()), max, idle }
+    }
+
+    /// Stores a session. Expired sessions are dropped first; if the table is still full the
+    /// new one is refused rather than evicting a live client.
+    pub fn insert(&self, session: Arc<Session>) -> Result<(), SessionError> {
+        let mut map = self.sessions.lock();
+        if map.len() >= self.max {
+            let idle = self.idle;
+            map.retain(|_, s| {
+                let keep = s.idle_for() < idle && !s.is_closed();
+                if !keep {
+                    s.close();
+                }
+                keep
+            });
+        }
+        if map.len() >= self.max {
+            return Err(SessionError::Full);
+        }
+        map.insert(session.id.clone(), session);
+        Ok(())
+    }
+
+    /// A live session by id. Expired sessions are ended on the way.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let mut map = self.sessions.lock();
+        let session = map.get(id)?.clone();
+        if session.idle_for() >= self.idle || session.is_closed() {
+            map.remove(id);
+            session.close();
+            return None;
+        }
+        session.touch();
+        Some(session)
+    }
+
+    /// Ends a session. Returns false if it did not exist.
+    pub fn remove(&self, id: &str) -> bool {
+        match self.sessions.lock().remove(id) {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_43_visible_ascii_chars_and_distinct() {
+        let ids: HashSet<String> = (0..1000).map(|_| new_session_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 43);
+            assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        }
+    }
+
+    #[test]
+    fn store_refuses_when_full_and_forgets_removed() {
+        let store = SessionStore::new(1, Duration::from_secs(60));
+        let a = Arc::new(Session::new(ProtocolVersion::LATEST, Principal::anonymous(), json!({})));
+        let id = a.id.clone();
+        store.insert(a).unwrap_or_else(|e| panic!("{e}"));
+        let b = Arc::new(Session::new(ProtocolVersion::LATEST, Principal::anonymous(), json!({})));
+        assert_eq!(store.insert(b), Err(SessionError::Full));
+        assert!(store.remove(&id));
+        assert!(store.get(&id).is_none());
+    }
+}
