@@ -509,3 +509,16 @@ mod tests {
         }
     }
 }
+
+/// The invariant the `jsonrpc_parse` fuzz target and its seed replay check: parsing never
+/// panics, and an accepted single message re-encodes to JSON that parses to the same message.
+pub fn fuzz_round_trip(data: &[u8]) {
+    let limits = ParseLimits::default();
+    if let Ok(Incoming::Single(message)) = parse(data, &limits, false) {
+        let encoded = message.to_json().to_string();
+        match parse(encoded.as_bytes(), &limits, false) {
+            Ok(Incoming::Single(again)) => assert_eq!(message, again, "re-encoded message differs"),
+            other => panic!("re-encoded message rejected: {other:?}"),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod conformance;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod rate_limit;

@@ -1,1 +1,666 @@
-//! (in progress)
+//! Layered, keyed rate limits (IP, session, principal, tool) with GCRA semantics.
+//!
+//! GCRA (the generic cell rate algorithm) keeps one number per key, the *theoretical arrival
+//! time* (TAT): when the key would be back to a full burst allowance. With emission interval
+//! `T = 60 s / per_minute` and burst tolerance `tau = T * (burst - 1)`, a request at `now` is
+//! admitted when `max(TAT, now) - now <= tau`, and then `TAT = max(TAT, now) + T`. This admits
+//! exactly `burst` back-to-back requests, `per_minute` requests per minute sustained, and never
+//! more than `burst + W / T` requests in any window of length `W`. A denial carries the exact
+//! time until the key is admitted again, so `Retry-After` is honest.
+//!
+//! Memory is bounded: an entry whose TAT is `<= now` is indistinguishable from an absent key,
+//! so expired entries can be dropped at any time without changing a decision. Eviction of a
+//! still-live entry (only when the table is full of live keys) forgets that key's debt; it picks
+//! the entry closest to expiry, which forgives the least.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Quota, RateLimitConfig};
+
+/// Default number of shards: enough to keep lock contention low on a small server.
+const SHARDS: usize = 16;
+
+/// Keys longer than this are replaced by a digest (see [`normalize_key`]).
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// The outcome of one rate-limit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// `retry_after` is exactly the time until this key would be admitted again.
+    Deny {
+        retry_after: Duration,
+    },
+}
+
+impl Decision {
+    pub fn is_allowed(self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+}
+
+/// Whole seconds for the HTTP `Retry-After` header: rounded up (a client that waits the
+/// advertised time must be admitted) and at least 1 (0 would invite an immediate retry loop).
+pub fn retry_after_secs(d: Duration) -> u64 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// Bounds the length of attacker-influenced keys. Keys up to [`MAX_KEY_BYTES`] bytes are kept
+/// verbatim; longer keys become `~` followed by the hex SHA-256 of the key (65 bytes). The
+/// digest is not truncated and the marked form is longer than any verbatim key, so a chosen
+/// short key can never share a bucket with a long one.
+pub fn normalize_key(key: &str) -> Cow<'_, str> {
+    if key.len() <= MAX_KEY_BYTES {
+        return Cow::Borrowed(key);
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    Cow::Owned(format!("~{}", hex::encode(digest)))
+}
+
+type Shard = Mutex<HashMap<Box<str>, u64>>;
+
+/// GCRA limiter over many keys, sharded, holding at most `max_keys` keys.
+///
+/// Times are kept as `u64` nanoseconds since the limiter's creation (`epoch`), so an entry is
+/// a short key plus 8 bytes. Instants before the epoch are treated as the epoch.
+pub struct KeyedLimiter {
+    /// Emission interval `T` in nanoseconds (> 0).
+    interval: u64,
+    /// Burst tolerance `tau = T * (burst - 1)` in nanoseconds.
+    tolerance: u64,
+    epoch: Instant,
+    shards: Box<[Shard]>,
+    /// Capacity of each shard; the capacities sum to `max_keys` exactly.
+    caps: Box<[usize]>,
+    /// Randomly keyed SipHash: keys are attacker-influenced, so shard choice must not be
+    /// predictable (the per-shard maps use their own random keys for the same reason).
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for KeyedLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("interval_ns", &self.interval)
+            .field("tolerance_ns", &self.tolerance)
+            .field("shards", &self.shards.len())
+            .field("max_keys", &self.max_keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyedLimiter {
+    /// A limiter for `quota` tracking at most `max_keys` keys. Zero values (rejected by config
+    /// validation) are raised to 1 rather than dividing by zero.
+    pub fn new(quota: Quota, max_keys: usize) -> Self {
+        Self::with_shards(quota, max_keys, SHARDS)
+    }
+
+    /// As [`new`](Self::new) with an explicit shard count (tests use 1 for determinism).
+    pub fn with_shards(quota: Quota, max_keys: usize, shards: usize) -> Self {
+        let per_minute = u64::from(quota.per_minute.max(1));
+        let burst = u64::from(quota.burst.max(1));
+        let interval = (60_000_000_000 / per_minute).max(1);
+        let tolerance = interval.saturating_mul(burst - 1);
+        let max_keys = max_keys.max(1);
+        let n = shards.clamp(1, max_keys);
+        let caps = (0..n)
+            .map(|i| max_keys / n + usize::from(i < max_keys % n))
+            .collect();
+        let shards = (0..n).map(|_| Mutex::new(HashMap::new())).collect();
+        Self {
+            interval,
+            tolerance,
+            epoch: Instant::now(),
+            shards,
+            caps,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// The emission interval `T`: the steady-state spacing between admitted requests.
+    pub fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval)
+    }
+
+    /// Most keys tracked at once.
+    pub fn max_keys(&self) -> usize {
+        self.caps.iter().sum()
+    }
+
+    /// Keys currently tracked (including expired ones not yet dropped).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks and, when admitted, counts one request for `key` at the current time.
+    pub fn check_now(&self, key: &str) -> Decision {
+        self.check(key, Instant::now())
+    }
+
+    /// Checks and, when admitted, counts one request for `key` at `now`.
+    pub fn check(&self, key: &str, now: Instant) -> Decision {
+        let key = normalize_key(key);
+        let now = self.nanos(now);
+        let idx = self.shard_of(&key);
+        let mut map = self.shards[idx].lock();
+        if let Some(slot) = map.get_mut(&*key) {
+            let tat = (*slot).max(now);
+            let earliest = tat.saturating_sub(self.tolerance);
+            if earliest > now {
+                return Decision::Deny {
+                    retry_after: Duration::from_nanos(earliest - now),
+                };
+            }
+            *slot = tat.saturating_add(self.interval);
+            return Decision::Allow;
+        }
+        // An absent key behaves as TAT = now, which is always admitted.
+        make_room(&mut map, self.caps[idx], now);
+        map.insert(
+            key.into_owned().into_boxed_str(),
+            now.saturating_add(self.interval),
+        );
+        Decision::Allow
+    }
+
+    /// Gives back one request admitted earlier for `key`: used when a later layer denies, so
+    /// that the denied request does not consume this layer's quota. For a sequential caller the
+    /// state afterwards is equivalent to never having counted the request; under concurrency
+    /// the interim is only stricter, never more permissive.
+    pub fn refund(&self, key: &str) {
+        let key = normalize_key(key);
+        let idx = self.shard_of(&key);
+        if let Some(tat) = self.shards[idx].lock().get_mut(&*key) {
+            *tat = tat.saturating_sub(self.interval);
+        }
+    }
+
+    /// Drops every entry that no longer affects a decision. Optional housekeeping: inserts at
+    /// capacity do this on demand anyway.
+    pub fn purge_expired(&self, now: Instant) {
+        let now = self.nanos(now);
+        for shard in self.shards.iter() {
+            shard.lock().retain(|_, tat| *tat > now);
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        // Truncating the hash is fine: only its distribution matters.
+        (self.hasher.hash_one(key) as usize) % self.shards.len()
+    }
+}
+
+/// Ensures one free slot in a shard at capacity: drop expired entries (free: they change no
+/// decision) and, only if the shard is all live keys, evict the one closest to expiry. One pass
+/// over the shard, and only when it is full.
+fn make_room(map: &mut HashMap<Box<str>, u64>, cap: usize, now: u64) {
+    if map.len() < cap {
+        return;
+    }
+    let mut oldest: Option<(u64, Box<str>)> = None;
+    map.retain(|k, tat| {
+        if *tat <= now {
+            return false;
+        }
+        if oldest.as_ref().is_none_or(|(t, _)| *tat < *t) {
+            oldest = Some((*tat, k.clone()));
+        }
+        true
+    });
+    if map.len() >= cap
+        && let Some((_, k)) = oldest
+    {
+        map.remove(&k);
+    }
+}
+
+/// A rate-limit layer, for errors, metrics and the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Ip,
+    Session,
+    Principal,
+    Tool,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Ip => "ip",
+            Layer::Session => "session",
+            Layer::Principal => "principal",
+            Layer::Tool => "tool",
+        }
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request refused by one layer; `retry_after` is that layer's honest wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited by the {layer} limit; retry after {retry_after:?}")]
+pub struct Limited {
+    pub layer: Layer,
+    pub retry_after: Duration,
+}
+
+impl Limited {
+    /// The value for the HTTP `Retry-After` header.
+    pub fn retry_after_secs(&self) -> u64 {
+        retry_after_secs(self.retry_after)
+    }
+}
+
+/// All rate-limit layers, built from [`RateLimitConfig`]. Each layer holds at most
+/// `max_keys` keys (each per-tool override is a layer of its own for this bound).
+///
+/// The methods are independent: the caller applies `check_ip` at the edge (so every request,
+/// even one later refused, counts against its IP), then `check_session`, then `check_call` on
+/// `tools/call`. Within `check_call`, a request the tool layer denies is refunded to the
+/// principal layer.
+#[derive(Debug)]
+pub struct RateLimits {
+    ip: KeyedLimiter,
+    session: KeyedLimiter,
+    principal: KeyedLimiter,
+    tool: KeyedLimiter,
+    per_tool: BTreeMap<String, KeyedLimiter>,
+}
+
+impl RateLimits {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        let max = config.max_keys;
+        Self {
+            ip: KeyedLimiter::new(config.ip, max),
+            session: KeyedLimiter::new(config.session, max),
+            principal: KeyedLimiter::new(config.principal, max),
+            tool: KeyedLimiter::new(config.tool, max),
+            per_tool: config
+                .per_tool
+                .iter()
+                .map(|(name, q)| (name.clone(), KeyedLimiter::new(*q, max)))
+                .collect(),
+        }
+    }
+
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
+        self.check_ip_at(ip, Instant::now())
+    }
+
+    /// IPv6 clients are keyed by their /64 prefix (one subscriber usually owns a whole /64, so
+    /// per-address limits would be trivially evaded); IPv4-mapped addresses count as IPv4.
+    pub fn check_ip_at(&self, ip: IpAddr, now: Instant) -> Result<(), Limited> {
+        let key = ip_key(ip);
+        to_result(Layer::Ip, self.ip.check(&key, now))
+    }
+
+    pub fn check_session(&self, session_id: &str) -> Result<(), Limited> {
+        self.check_session_at(session_id, Instant::now())
+    }
+
+    pub fn check_session_at(&self, session_id: &str, now: Instant) -> Result<(), Limited> {
+        to_result(Layer::Session, self.session.check(session_id, now))
+    }
+
+    /// Checks the principal layer, then the tool layer (the tool's override if configured,
+    /// else the default keyed by principal and tool).
+    pub fn check_call(&self, principal: &str, tool: &str) -> Result<(), Limited> {
+        self.check_call_at(principal, tool, Instant::now())
+    }
+
+    pub fn check_call_at(&self, principal: &str, tool: &str, now: Instant) -> Result<(), Limited> {
+        to_result(Layer::Principal, self.principal.check(principal, now))?;
+        let decision = match self.per_tool.get(tool) {
+            Some(limiter) => limiter.check(principal, now),
+            None => self.tool.check(&tool_key(principal, tool), now),
+        };
+        let result = to_result(Layer::Tool, decision);
+        if result.is_err() {
+            self.principal.refund(principal);
+        }
+        result
+    }
+
+    /// Drops expired entries in every layer (optional periodic housekeeping).
+    pub fn purge_expired(&self, now: Instant) {
+        for l in [&self.ip, &self.session, &self.principal, &self.tool] {
+            l.purge_expired(now);
+        }
+        for l in self.per_tool.values() {
+            l.purge_expired(now);
+        }
+    }
+}
+
+fn to_result(layer: Layer, d: Decision) -> Result<(), Limited> {
+    match d {
+        Decision::Allow => Ok(()),
+        Decision::Deny { retry_after } => Err(Limited { layer, retry_after }),
+    }
+}
+
+/// The key of the default tool layer. The principal's length prefix makes the pair
+/// unambiguous even if a principal id contains `|`.
+fn tool_key(principal: &str, tool: &str) -> String {
+    format!("{}:{principal}|{tool}", principal.len())
+}
+
+/// The IP layer's key: IPv4 address, or the /64 prefix of an IPv6 address.
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(per_minute: u32, burst: u32) -> Quota {
+        Quota { per_minute, burst }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn exactly_burst_then_deny_with_interval() {
+        let l = KeyedLimiter::new(quota(60, 5), 100);
+        let t0 = Instant::now();
+        for i in 0..5 {
+            assert_eq!(l.check("k", t0), Decision::Allow, "request {i}");
+        }
+        assert_eq!(
+            l.check("k", t0),
+            Decision::Deny {
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        // Honest: admitted exactly at retry_after, not a nanosecond before.
+        assert!(
+            !l.check("k", t0 + Duration::from_nanos(999_999_999))
+                .is_allowed()
+        );
+        assert_eq!(l.check("k", t0 + Duration::from_secs(1)), Decision::Allow);
+        // Other keys are unaffected.
+        assert_eq!(l.check("other", t0), Decision::Allow);
+    }
+
+    #[test]
+    fn retry_after_is_honest_after_partial_recovery() {
+        let l = KeyedLimiter::new(quota(120, 2), 100); // T = 0.5 s
+        let t0 = Instant::now();
+        assert!(l.check("k", t0).is_allowed());
+        assert!(l.check("k", t0).is_allowed());
+        let now = t0 + secs(0.2);
+        let Decision::Deny { retry_after } = l.check("k", now) else {
+            panic!("expected a denial");
+        };
+        assert_eq!(retry_after, secs(0.3));
+        assert!(l.check("k", now + retry_after).is_allowed());
+    }
+
+    #[test]
+    fn steady_rate_is_admitted_for_a_minute() {
+        let l = KeyedLimiter::new(quota(60, 1), 100);
+        let t0 = Instant::now();
+        for k in 0..60u64 {
+            assert!(
+                l.check("k", t0 + Duration::from_secs(k)).is_allowed(),
+                "at {k}s"
+            );
+        }
+        // Twice the rate: about half is admitted, never more than burst + rate.
+        let l = KeyedLimiter::new(quota(60, 10), 100);
+        let admitted = (0..120u64)
+            .filter(|k| {
+                l.check("k", t0 + Duration::from_millis(500 * k))
+                    .is_allowed()
+            })
+            .count();
+        assert!((60..=70).contains(&admitted), "admitted {admitted}");
+    }
+
+    /// Reference model: in every window `[t_i, t_i + W]` starting at an admitted request, the
+    /// number admitted is at most `burst + floor(W / T)`.
+    #[test]
+    fn never_more_than_burst_plus_rate_in_any_window() {
+        let (per_minute, burst) = (120u32, 7u32);
+        let l = KeyedLimiter::new(quota(per_minute, burst), 100);
+        let t_ns = l.interval().as_nanos() as u64;
+        let t0 = Instant::now();
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut at = 0u64;
+        let mut admitted = Vec::new();
+        for _ in 0..20_000 {
+            // Bursty arrivals: mostly tight clusters, sometimes long pauses.
+            at += match next() % 10 {
+                0 => next() % 5_000_000_000,
+                _ => next() % 200_000_000,
+            };
+            if l.check("k", t0 + Duration::from_nanos(at)).is_allowed() {
+                admitted.push(at);
+            }
+        }
+        assert!(admitted.len() > 1_000);
+        for window in [0, t_ns / 3, t_ns, 5 * t_ns, 60_000_000_000, 600_000_000_000] {
+            let bound = u64::from(burst) + window / t_ns;
+            let mut j = 0;
+            for i in 0..admitted.len() {
+                while j < admitted.len() && admitted[j] <= admitted[i] + window {
+                    j += 1;
+                }
+                let n = (j - i) as u64;
+                assert!(
+                    n <= bound,
+                    "window {window}ns from {}: {n} > {bound}",
+                    admitted[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn flood_of_distinct_keys_stays_bounded() {
+        let l = KeyedLimiter::new(quota(60, 3), 1_000);
+        assert_eq!(l.max_keys(), 1_000);
+        let t0 = Instant::now();
+        for i in 0..50_000u64 {
+            let now = t0 + Duration::from_millis(i / 100);
+            assert!(l.check(&format!("key-{i}"), now).is_allowed());
+            if i % 997 == 0 {
+                assert!(l.len() <= 1_000);
+            }
+        }
+        assert!(l.len() <= 1_000);
+        assert!(l.len() > 500);
+    }
+
+    #[test]
+    fn capacity_split_across_shards_is_exact() {
+        for max in [1, 5, 15, 16, 17, 100, 1_000] {
+            let l = KeyedLimiter::new(quota(60, 1), max);
+            assert_eq!(l.max_keys(), max);
+            let t0 = Instant::now();
+            for i in 0..max * 20 {
+                l.check(&i.to_string(), t0);
+            }
+            assert!(l.len() <= max, "max {max}: len {}", l.len());
+        }
+    }
+
+    #[test]
+    fn eviction_drops_expired_before_live_keys() {
+        // One shard of 4 so that placement is deterministic. T = 60 s, burst 1.
+        let l = KeyedLimiter::with_shards(quota(1, 1), 4, 1);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for k in ["a", "b", "c"] {
+            assert!(l.check(k, at(0)).is_allowed()); // TAT 60 s
+        }
+        assert!(l.check("victim", at(100)).is_allowed()); // TAT 160 s
+        assert!(!l.check("victim", at(100)).is_allowed());
+        assert_eq!(l.len(), 4);
+        // Full, but a, b, c are expired: they go, the victim stays limited.
+        for k in ["d", "e", "f"] {
+            assert!(l.check(k, at(101)).is_allowed()); // TAT 161 s
+            assert!(!l.check("victim", at(101)).is_allowed());
+        }
+        assert_eq!(l.len(), 4);
+        // All live now: the entry closest to expiry (the victim) is the one evicted.
+        assert!(l.check("g", at(102)).is_allowed());
+        assert_eq!(l.len(), 4);
+        assert!(l.check("victim", at(102)).is_allowed());
+        assert!(!l.check("d", at(102)).is_allowed());
+    }
+
+    #[test]
+    fn long_keys_are_hashed_and_do_not_collide_with_short_ones() {
+        let long = "x".repeat(1_000);
+        let n = normalize_key(&long);
+        assert_eq!(n.len(), MAX_KEY_BYTES + 1);
+        assert!(n.starts_with('~'));
+        assert!(matches!(normalize_key("short"), Cow::Borrowed("short")));
+        let exact = "y".repeat(MAX_KEY_BYTES);
+        assert_eq!(normalize_key(&exact), exact);
+
+        let l = KeyedLimiter::new(quota(60, 1), 10);
+        let t0 = Instant::now();
+        assert!(l.check(&long, t0).is_allowed());
+        assert!(!l.check(&long, t0).is_allowed());
+        // A short key spelled like the digest is a different bucket.
+        assert!(l.check(&n[1..], t0).is_allowed());
+    }
+
+    #[test]
+    fn retry_after_secs_rounds_up_with_minimum_one() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_nanos(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1_001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(59)), 59);
+        assert_eq!(retry_after_secs(secs(59.5)), 60);
+    }
+
+    fn config() -> RateLimitConfig {
+        RateLimitConfig {
+            ip: quota(60, 2),
+            session: quota(60, 2),
+            principal: quota(60, 3),
+            tool: quota(60, 2),
+            per_tool: [("slow".to_string(), quota(1, 1))].into_iter().collect(),
+            max_keys: 100,
+        }
+    }
+
+    #[test]
+    fn layers_report_which_limit_refused() {
+        let rl = RateLimits::new(&config());
+        let t0 = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert!(rl.check_ip_at(ip, t0).is_ok());
+        assert!(rl.check_ip_at(ip, t0).is_ok());
+        let e = rl.check_ip_at(ip, t0).expect_err("third is over burst");
+        assert_eq!(e.layer, Layer::Ip);
+        assert_eq!(e.retry_after, Duration::from_secs(1));
+        assert_eq!(e.retry_after_secs(), 1);
+
+        assert!(rl.check_session_at("s1", t0).is_ok());
+        assert!(rl.check_session_at("s1", t0).is_ok());
+        assert_eq!(
+            rl.check_session_at("s1", t0).map_err(|e| e.layer),
+            Err(Layer::Session)
+        );
+        assert!(rl.check_session_at("s2", t0).is_ok());
+    }
+
+    #[test]
+    fn tool_denial_does_not_consume_principal_quota() {
+        let rl = RateLimits::new(&config());
+        let t0 = Instant::now();
+        // Default tool layer: 2 per (principal, tool); principal: 3.
+        assert!(rl.check_call_at("alice", "echo", t0).is_ok());
+        assert!(rl.check_call_at("alice", "echo", t0).is_ok());
+        for _ in 0..5 {
+            let e = rl
+                .check_call_at("alice", "echo", t0)
+                .expect_err("tool burst spent");
+            assert_eq!(e.layer, Layer::Tool);
+        }
+        // The five tool denials were refunded: one principal request is left.
+        assert!(rl.check_call_at("alice", "other", t0).is_ok());
+        let e = rl
+            .check_call_at("alice", "third", t0)
+            .expect_err("principal burst spent");
+        assert_eq!(e.layer, Layer::Principal);
+        // Other principals are independent.
+        assert!(rl.check_call_at("bob", "echo", t0).is_ok());
+    }
+
+    #[test]
+    fn per_tool_override_applies_per_principal() {
+        let rl = RateLimits::new(&config());
+        let t0 = Instant::now();
+        assert!(rl.check_call_at("alice", "slow", t0).is_ok());
+        let e = rl
+            .check_call_at("alice", "slow", t0)
+            .expect_err("override: burst 1");
+        assert_eq!(e.layer, Layer::Tool);
+        assert_eq!(e.retry_after, Duration::from_secs(60));
+        assert!(rl.check_call_at("bob", "slow", t0).is_ok());
+        assert!(rl.check_call_at("alice", "echo", t0).is_ok());
+    }
+
+    #[test]
+    fn tool_keys_are_unambiguous() {
+        assert_ne!(tool_key("a|b", "c"), tool_key("a", "b|c"));
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_prefix_and_mapped_v4_as_v4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_ne!(ip_key(a), ip_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
+        assert_eq!(ip_key(mapped), "192.0.2.7");
+    }
+}

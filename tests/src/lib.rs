@@ -1,1 +1,1 @@
-//! Cross-crate tests live in tests/.
+//! Cross-crate end-to-end and property tests live in `tests/tests/`.

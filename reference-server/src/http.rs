@@ -1,0 +1,367 @@
+//! Streamable HTTP transport (MCP 2025-11-25) on `/mcp`: POST for client messages, GET for the
+//! standalone server stream, DELETE to end a session.
+//!
+//! [`app`] builds the whole router from a server and the address it is bound to, so tests can
+//! bind `127.0.0.1:0` and serve it with [`listener::serve`].
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::jsonrpc::{self, Id, Incoming, Message};
+use crate::protocol::ProtocolVersion;
+use crate::rate_limit::{Limited, retry_after_secs};
+use crate::server::McpServer;
+use crate::session::{Session, session_label};
+
+pub mod guard;
+pub mod listener;
+mod sse;
+
+use guard::OriginPolicy;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Shared state of the HTTP transport.
+#[derive(Clone)]
+pub struct AppState {
+    pub server: McpServer,
+    pub origins: Arc<OriginPolicy>,
+    pub tls: bool,
+}
+
+/// The router: `/mcp` and nothing else, behind the guards.
+pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
+    let config = server.config();
+    let origins = Arc::new(OriginPolicy::new(bound, tls, &config.allowed_hosts, &config.allowed_origins));
+    let request_timeout = Duration::from_millis(config.limits.request_timeout_ms);
+    let state = AppState { server, origins, tls };
+    let mcp = MethodRouter::new()
+        .post(post_mcp)
+        .get(get_mcp)
+        .delete(delete_mcp)
+        .fallback(method_not_allowed);
+    Router::new()
+        .route("/mcp", mcp)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check_host_and_origin))
+        .layer(middleware::from_fn(move |req: Request, next: Next| timeout(request_timeout, req, next)))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+            tracing::error!("handler panicked");
+            generic_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::security_headers))
+        .with_state(state)
+}
+
+/// A JSON-RPC error body with an HTTP status; `id` is null when unknown.
+pub fn jsonrpc_error(status: StatusCode, id: Option<&Id>, code: i64, message: &str) -> Response {
+    let body = jsonrpc::error_response(id, &jsonrpc::ErrorObject::new(code, message));
+    json_response(status, &body)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_string()).into_response()
+}
+
+/// A generic body for non-MCP errors: no paths, versions or stack traces.
+fn generic_error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({ "error": message }))
+}
+
+async fn not_found(uri: Uri) -> Response {
+    tracing::debug!(path = %crate::server::truncate(uri.path(), 128), "404");
+    generic_error(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = generic_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+    response
+}
+
+async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request timed out");
+            generic_error(StatusCode::SERVICE_UNAVAILABLE, "Request timed out")
+        }
+    }
+}
+
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip())
+}
+
+async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = peer_ip(&req);
+    if let Err(limited) = state.server.rate_limits().check_ip(ip) {
+        state.server.audit_limited(&limited, &ip.to_string());
+        return too_many(None, &limited);
+    }
+    next.run(req).await
+}
+
+/// HTTP 429 with an honest `Retry-After` and a JSON-RPC -32000 body.
+fn too_many(id: Option<&Id>, limited: &Limited) -> Response {
+    let secs = retry_after_secs(limited.retry_after);
+    let error = jsonrpc::ErrorObject::new(jsonrpc::RATE_LIMITED, "Rate limit exceeded")
+        .with_data(json!({ "layer": limited.layer.as_str(), "retryAfterSeconds": secs }));
+    let mut response = json_response(StatusCode::TOO_MANY_REQUESTS, &jsonrpc::error_response(id, &error));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether `Accept` admits `wanted` (`type/subtype`), counting wildcards.
+fn accepts(headers: &HeaderMap, wanted: &str) -> bool {
+    let (kind, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        media == wanted || media == "*/*" || media == format!("{kind}/*")
+    })
+}
+
+/// The `MCP-Protocol-Version` header: `Ok(None)` when absent, `Err` when present but not a
+/// revision this server supports.
+fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Response> {
+    match headers.get(VERSION_HEADER) {
+        None => Ok(None),
+        Some(v) => v.to_str().ok().and_then(ProtocolVersion::parse).map(Some).ok_or_else(|| {
+            jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::INVALID_REQUEST, "Unsupported MCP-Protocol-Version")
+        }),
+    }
+}
+
+/// Finds the caller's session: 400 without a session header, 404 for an unknown, ended or
+/// foreign session, 400 when the version header contradicts the negotiated version.
+fn session_for(state: &AppState, headers: &HeaderMap, id: Option<&Id>) -> Result<(Arc<Session>, ProtocolVersion), Response> {
+    let header_version = version_header(headers)?;
+    let Some(session_id) = header_str(headers, SESSION_HEADER) else {
+        return Err(jsonrpc_error(StatusCode::BAD_REQUEST, id, jsonrpc::INVALID_REQUEST, "Missing Mcp-Session-Id header"));
+    };
+    let not_found = || jsonrpc_error(StatusCode::NOT_FOUND, id, -32001, "Session not found");
+    let session = state.server.sessions().get(session_id).ok_or_else(not_found)?;
+    // A session is bound to the principal that created it; anyone else cannot tell it exists.
+    if state.server.config().auth.principal(headers) != session.principal {
+        return Err(not_found());
+    }
+    let version = match header_version {
+        Some(v) if v != session.protocol_version => {
+            return Err(jsonrpc_error(StatusCode::BAD_REQUEST, id, jsonrpc::INVALID_REQUEST, "MCP-Protocol-Version does not match the session"));
+        }
+        Some(v) => v,
+        None => session.protocol_version,
+    };
+    if let Err(limited) = state.server.rate_limits().check_session(&session.id) {
+        state.server.audit_limited(&limited, &session_label(&session.id));
+        return Err(too_many(id, &limited));
+    }
+    Ok((session, version))
+}
+
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let max = state.server.config().limits.max_body_bytes;
+    let too_large = || jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, jsonrpc::INVALID_REQUEST, "Request body too large");
+    if header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > max as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::PARSE_ERROR, "Could not read the request body")),
+    }
+}
+
+async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let content_type_ok = header_str(&headers, header::CONTENT_TYPE.as_str())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    if !content_type_ok {
+        return jsonrpc_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, jsonrpc::INVALID_REQUEST, "Content-Type must be application/json");
+    }
+    if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
+        return jsonrpc_error(StatusCode::NOT_ACCEPTABLE, None, jsonrpc::INVALID_REQUEST, "Accept must include application/json and text/event-stream");
+    }
+    let header_version = match version_header(&headers) {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let bytes = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    // The revision decides whether a batch is allowed: the header, else the session's, else 2025-03-26.
+    let session_version = header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
+    let version = header_version.or(session_version).unwrap_or(ProtocolVersion::V2025_03_26);
+    let incoming = match jsonrpc::parse(&bytes, state.server.parse_limits(), version.allows_batches()) {
+        Ok(incoming) => incoming,
+        Err(rejection) => return json_response(StatusCode::BAD_REQUEST, &rejection.to_response()),
+    };
+    match incoming {
+        Incoming::Single(Message::Request(req)) if req.method == "initialize" => initialize(&state, &headers, req),
+        Incoming::Single(message) => {
+            let id = match &message {
+                Message::Request(r) => Some(r.id.clone()),
+                _ => None,
+            };
+            let (session, version) = match session_for(&state, &headers, id.as_ref()) {
+                Ok(found) => found,
+                Err(response) => return response,
+            };
+            handle_message(&state, session, version, message).await
+        }
+        Incoming::Batch(items) => {
+            let (session, version) = match session_for(&state, &headers, None) {
+                Ok(found) => found,
+                Err(response) => return response,
+            };
+            batch(&state, session, version, items).await
+        }
+    }
+}
+
+fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> Response {
+    // A client-chosen session id is never adopted (no fixation); an already-live session
+    // cannot be initialized twice.
+    if header_str(headers, SESSION_HEADER).is_some_and(|id| state.server.sessions().get(id).is_some()) {
+        return jsonrpc_error(StatusCode::BAD_REQUEST, Some(&req.id), jsonrpc::INVALID_REQUEST, "Session is already initialized");
+    }
+    let principal = state.server.config().auth.principal(headers);
+    let (session, result) = match state.server.initialize(&req, principal) {
+        Ok(done) => done,
+        Err(error) => return json_response(StatusCode::OK, &jsonrpc::error_response(Some(&req.id), &error)),
+    };
+    if state.server.start_session(&session).is_err() {
+        return jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), jsonrpc::INTERNAL_ERROR, "Too many sessions; try again later");
+    }
+    let mut response = json_response(StatusCode::OK, &jsonrpc::result_response(&req.id, result));
+    if let Ok(value) = HeaderValue::from_str(&session.id) {
+        response.headers_mut().insert(SESSION_HEADER, value);
+    }
+    response
+}
+
+async fn handle_message(state: &AppState, session: Arc<Session>, version: ProtocolVersion, message: Message) -> Response {
+    match message {
+        Message::Notification(n) => {
+            state.server.handle_notification(&session, &n);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Message::Response(r) => {
+            if session.deliver_response(&r.id.to_json(), r.outcome) {
+                StatusCode::ACCEPTED.into_response()
+            } else {
+                jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::INVALID_REQUEST, "No request with this id is pending")
+            }
+        }
+        Message::Request(req) => request(state, session, version, req).await,
+    }
+}
+
+/// Runs a request. If it finishes before emitting anything, the answer is one JSON object;
+/// as soon as it emits a notification or a server-to-client request, the answer becomes an
+/// SSE stream that carries those messages and then the response.
+async fn request(state: &AppState, session: Arc<Session>, version: ProtocolVersion, req: jsonrpc::Request) -> Response {
+    let (tx, mut rx) = mpsc::channel::<Value>(32);
+    let server = state.server.clone();
+    let task_session = session.clone();
+    let mut task = tokio::spawn(async move { server.handle_request(&task_session, req, tx, version).await });
+    tokio::select! {
+        biased;
+        done = &mut task => match done {
+            Ok(handled) => match &handled.limited {
+                Some(limited) => {
+                    let mut response = too_many(None, limited);
+                    *response.body_mut() = Body::from(handled.response.to_string());
+                    response
+                }
+                None => json_response(StatusCode::OK, &handled.response),
+            },
+            Err(_) => {
+                tracing::error!("request handler failed");
+                jsonrpc_error(StatusCode::INTERNAL_SERVER_ERROR, None, jsonrpc::INTERNAL_ERROR, "Internal error")
+            }
+        },
+        Some(first) = rx.recv() => sse::request_stream(session, first, rx, task),
+    }
+}
+
+async fn batch(state: &AppState, session: Arc<Session>, version: ProtocolVersion, items: Vec<Result<Message, jsonrpc::Rejection>>) -> Response {
+    let mut responses = Vec::new();
+    for item in items {
+        match item {
+            Err(rejection) => responses.push(rejection.to_response()),
+            Ok(Message::Request(req)) if req.method == "initialize" => {
+                let error = jsonrpc::ErrorObject::new(jsonrpc::INVALID_REQUEST, "initialize cannot be batched");
+                responses.push(jsonrpc::error_response(Some(&req.id), &error));
+            }
+            Ok(Message::Request(req)) => {
+                // Messages a batched request emits have no stream to travel on; they are dropped.
+                let (tx, _rx) = mpsc::channel(32);
+                responses.push(state.server.handle_request(&session, req, tx, version).await.response);
+            }
+            Ok(Message::Notification(n)) => state.server.handle_notification(&session, &n),
+            Ok(Message::Response(r)) => {
+                session.deliver_response(&r.id.to_json(), r.outcome);
+            }
+        }
+    }
+    if responses.is_empty() {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        json_response(StatusCode::OK, &Value::Array(responses))
+    }
+}
+
+async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !accepts(&headers, "text/event-stream") {
+        return jsonrpc_error(StatusCode::NOT_ACCEPTABLE, None, jsonrpc::INVALID_REQUEST, "Accept must include text/event-stream");
+    }
+    let (session, _) = match session_for(&state, &headers, None) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match session.take_standalone() {
+        Some(rx) => sse::standalone_stream(session, rx),
+        None => jsonrpc_error(StatusCode::CONFLICT, None, jsonrpc::INVALID_REQUEST, "Only one GET stream per session"),
+    }
+}
+
+async fn delete_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (session, _) = match session_for(&state, &headers, None) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    state.server.end_session(&session, "deleted by client");
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Adapts an mpsc receiver of SSE chunks into a response body.
+fn body_from(rx: mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    });
+    Body::from_stream(stream)
+}

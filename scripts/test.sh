@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs them all: format, lints, the cargo test suites, and the
+# official MCP conformance suite against the reference server. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
+
+step "official MCP conformance suite"
+scripts/conformance.sh
