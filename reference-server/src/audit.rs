@@ -96,10 +96,7 @@ pub fn arg_names(args: Option<&serde_json::Value>) -> Vec<String> {
     let Some(serde_json::Value::Object(map)) = args else {
         return Vec::new();
     };
-    let mut names: Vec<String> = map
-        .keys()
-        .map(|k| k.chars().take(MAX_ARG_NAME_CHARS).collect())
-        .collect();
+    let mut names: Vec<String> = map.keys().map(|k| k.chars().take(MAX_ARG_NAME_CHARS).collect()).collect();
     names.sort();
     if names.len() > MAX_ARG_NAMES {
         let extra = names.len() - MAX_ARG_NAMES;
@@ -132,18 +129,8 @@ struct ParsedBody {
 const HASH_MEMBER: &str = ",\"hash\":\"";
 
 /// Serializes and seals one line: returns the line (without newline) and its hash.
-fn seal(
-    seq: u64,
-    ts: &str,
-    prev: &str,
-    event: &AuditEvent,
-) -> serde_json::Result<(String, String)> {
-    let mut body = serde_json::to_string(&LineBody {
-        seq,
-        ts,
-        prev,
-        event,
-    })?;
+fn seal(seq: u64, ts: &str, prev: &str, event: &AuditEvent) -> serde_json::Result<(String, String)> {
+    let mut body = serde_json::to_string(&LineBody { seq, ts, prev, event })?;
     let hash = hex::encode(Sha256::digest(body.as_bytes()));
     // `body` is a JSON object, so it ends with `}`: reopen it to append the hash member.
     body.pop();
@@ -181,18 +168,13 @@ impl fmt::Debug for AuditLog {
             Sink::Tracing => "tracing".into(),
             Sink::Memory(_) => "memory".into(),
         };
-        f.debug_struct("AuditLog")
-            .field("sink", &sink)
-            .field("seq", &st.seq)
-            .finish()
+        f.debug_struct("AuditLog").field("sink", &sink).field("seq", &st.seq).finish()
     }
 }
 
 impl AuditLog {
     fn with_sink(sink: Sink, seq: u64, prev: String) -> Self {
-        Self {
-            state: Mutex::new(State { sink, seq, prev }),
-        }
+        Self { state: Mutex::new(State { sink, seq, prev }) }
     }
 
     /// Appends to the file at `path` (created with mode 0600 on Unix). An existing file is
@@ -232,10 +214,7 @@ impl AuditLog {
                 file.write_all(b"\n")?;
             }
         }
-        let sink = Sink::File {
-            file,
-            path: path.to_path_buf(),
-        };
+        let sink = Sink::File { file, path: path.to_path_buf() };
         Ok(Self::with_sink(sink, summary.lines, summary.last_hash))
     }
 
@@ -365,25 +344,18 @@ pub fn verify(mut reader: impl BufRead) -> Result<VerifySummary, VerifyError> {
         buf.clear();
         let n = Read::take(&mut reader, MAX_LINE_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)
-            .map_err(|e| VerifyError {
-                line: line_no + 1,
-                kind: VerifyErrorKind::Io(e.to_string()),
-            })?;
+            .map_err(|e| VerifyError { line: line_no + 1, kind: VerifyErrorKind::Io(e.to_string()) })?;
         if n == 0 {
             break;
         }
         line_no += 1;
-        let fail = |kind| VerifyError {
-            line: line_no,
-            kind,
-        };
+        let fail = |kind| VerifyError { line: line_no, kind };
         if buf.last() == Some(&b'\n') {
             buf.pop();
         } else if buf.len() > MAX_LINE_BYTES {
             return Err(fail(VerifyErrorKind::TooLong));
         }
-        let (body, hash, parsed) =
-            parse_line(&buf).map_err(|m| fail(VerifyErrorKind::Malformed(m)))?;
+        let (body, hash, parsed) = parse_line(&buf).map_err(|m| fail(VerifyErrorKind::Malformed(m)))?;
         if hex::encode(Sha256::digest(body.as_bytes())) != hash {
             return Err(fail(VerifyErrorKind::HashMismatch));
         }
@@ -391,17 +363,11 @@ pub fn verify(mut reader: impl BufRead) -> Result<VerifySummary, VerifyError> {
             return Err(fail(VerifyErrorKind::PrevMismatch));
         }
         if parsed.seq != line_no {
-            return Err(fail(VerifyErrorKind::SeqGap {
-                expected: line_no,
-                found: parsed.seq,
-            }));
+            return Err(fail(VerifyErrorKind::SeqGap { expected: line_no, found: parsed.seq }));
         }
         prev = hash.to_string();
     }
-    Ok(VerifySummary {
-        lines: line_no,
-        last_hash: prev,
-    })
+    Ok(VerifySummary { lines: line_no, last_hash: prev })
 }
 
 /// Splits a line into the hashed body, the claimed hash and the parsed members.
@@ -410,23 +376,14 @@ fn parse_line(bytes: &[u8]) -> Result<(String, &str, ParsedBody), String> {
     let missing = || "no trailing \"hash\" member".to_string();
     let rest = line.strip_suffix("\"}").ok_or_else(missing)?;
     let split = rest.len().checked_sub(64).ok_or_else(missing)?;
-    let (head, hash) = (
-        rest.get(..split).ok_or_else(missing)?,
-        rest.get(split..).ok_or_else(missing)?,
-    );
+    let (head, hash) = (rest.get(..split).ok_or_else(missing)?, rest.get(split..).ok_or_else(missing)?);
     if !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err("hash is not 64 lowercase hex digits".into());
     }
     let head = head.strip_suffix(HASH_MEMBER).ok_or_else(missing)?;
     let body = format!("{head}}}");
-    let parsed: ParsedBody =
-        serde_json::from_str(&body).map_err(|e| format!("invalid JSON: {e}"))?;
-    if !parsed
-        .prev
-        .bytes()
-        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        || parsed.prev.len() != 64
-    {
+    let parsed: ParsedBody = serde_json::from_str(&body).map_err(|e| format!("invalid JSON: {e}"))?;
+    if !parsed.prev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) || parsed.prev.len() != 64 {
         return Err("prev is not 64 lowercase hex digits".into());
     }
     if !matches!(parsed.event.get("kind"), Some(serde_json::Value::String(_))) {
@@ -442,13 +399,7 @@ fn rfc3339_utc(t: SystemTime) -> String {
     let secs = d.as_secs();
     let (y, m, day) = civil_from_days(secs / 86_400);
     let s = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3_600,
-        s % 3_600 / 60,
-        s % 60,
-        d.subsec_millis()
-    )
+    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", s / 3_600, s % 3_600 / 60, s % 60, d.subsec_millis())
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
@@ -491,11 +442,7 @@ mod tests {
                 allowed: false,
                 reason: "insufficient_scope".into(),
             },
-            3 => AuditEvent::RateLimited {
-                layer: "tool".into(),
-                key: "alice".into(),
-                retry_after_secs: 2,
-            },
+            3 => AuditEvent::RateLimited { layer: "tool".into(), key: "alice".into(), retry_after_secs: 2 },
             4 => AuditEvent::ValidationFailed {
                 session: None,
                 principal: "alice".into(),
@@ -503,10 +450,7 @@ mod tests {
                 arg_names: vec!["path".into()],
                 problems: 1,
             },
-            _ => AuditEvent::SessionEnded {
-                session: format!("label{i}"),
-                reason: "deleted".into(),
-            },
+            _ => AuditEvent::SessionEnded { session: format!("label{i}"), reason: "deleted".into() },
         }
     }
 
@@ -532,23 +476,11 @@ mod tests {
         let (log, lines) = ten();
         assert_eq!(lines.len(), 10);
         let s = check(&lines).expect("intact");
-        assert_eq!(
-            s,
-            VerifySummary {
-                lines: 10,
-                last_hash: log.last_hash()
-            }
-        );
+        assert_eq!(s, VerifySummary { lines: 10, last_hash: log.last_hash() });
         assert_eq!(log.last_seq(), 10);
         // With a trailing newline too, and an empty log.
         assert_eq!(verify(format!("{}\n", lines.join("\n")).as_bytes()), Ok(s));
-        assert_eq!(
-            verify(&b""[..]),
-            Ok(VerifySummary {
-                lines: 0,
-                last_hash: GENESIS.into()
-            })
-        );
+        assert_eq!(verify(&b""[..]), Ok(VerifySummary { lines: 0, last_hash: GENESIS.into() }));
     }
 
     #[test]
@@ -570,41 +502,24 @@ mod tests {
     #[test]
     fn edited_line_is_a_hash_mismatch() {
         let (_, mut lines) = ten();
-        assert!(lines[3].contains("\"principal\":\"alice\""));
-        lines[3] = lines[3].replace("\"principal\":\"alice\"", "\"principal\":\"mallory\"");
-        assert_eq!(
-            err(&lines),
-            VerifyError {
-                line: 4,
-                kind: VerifyErrorKind::HashMismatch
-            }
-        );
+        // Line 4 is the rate-limit event: lower the recorded wait.
+        assert!(lines[3].contains("\"retry_after_secs\":2"));
+        lines[3] = lines[3].replace("\"retry_after_secs\":2", "\"retry_after_secs\":0");
+        assert_eq!(err(&lines), VerifyError { line: 4, kind: VerifyErrorKind::HashMismatch });
     }
 
     #[test]
     fn deleted_line_is_a_prev_mismatch() {
         let (_, mut lines) = ten();
         lines.remove(4);
-        assert_eq!(
-            err(&lines),
-            VerifyError {
-                line: 5,
-                kind: VerifyErrorKind::PrevMismatch
-            }
-        );
+        assert_eq!(err(&lines), VerifyError { line: 5, kind: VerifyErrorKind::PrevMismatch });
     }
 
     #[test]
     fn swapped_lines_are_a_prev_mismatch() {
         let (_, mut lines) = ten();
         lines.swap(2, 5);
-        assert_eq!(
-            err(&lines),
-            VerifyError {
-                line: 3,
-                kind: VerifyErrorKind::PrevMismatch
-            }
-        );
+        assert_eq!(err(&lines), VerifyError { line: 3, kind: VerifyErrorKind::PrevMismatch });
     }
 
     #[test]
@@ -613,53 +528,23 @@ mod tests {
         // A naive forgery: an edited copy of another line.
         let mut naive = lines.clone();
         naive.insert(5, lines[3].replace("alice", "mallory"));
-        assert_eq!(
-            err(&naive),
-            VerifyError {
-                line: 6,
-                kind: VerifyErrorKind::HashMismatch
-            }
-        );
+        assert_eq!(err(&naive), VerifyError { line: 6, kind: VerifyErrorKind::HashMismatch });
 
         // A well-formed forgery chained onto line 5 breaks the link to the original line 6.
         let prev5 = hash_of(&lines[4]);
-        let forged_event = AuditEvent::SessionEnded {
-            session: "x".into(),
-            reason: "forged".into(),
-        };
+        let forged_event = AuditEvent::SessionEnded { session: "x".into(), reason: "forged".into() };
         let (forged, _) = seal(6, "2025-01-01T00:00:00.000Z", &prev5, &forged_event).expect("seal");
         let mut well = lines.clone();
         well.insert(5, forged);
-        assert_eq!(
-            err(&well),
-            VerifyError {
-                line: 7,
-                kind: VerifyErrorKind::PrevMismatch
-            }
-        );
+        assert_eq!(err(&well), VerifyError { line: 7, kind: VerifyErrorKind::PrevMismatch });
     }
 
     #[test]
     fn rechained_line_with_wrong_seq_is_a_seq_gap() {
         let (_, mut lines) = ten();
-        let (line, _) = seal(
-            7,
-            "2025-01-01T00:00:00.000Z",
-            &hash_of(&lines[3]),
-            &sample(4),
-        )
-        .expect("seal");
+        let (line, _) = seal(7, "2025-01-01T00:00:00.000Z", &hash_of(&lines[3]), &sample(4)).expect("seal");
         lines[4] = line;
-        assert_eq!(
-            err(&lines),
-            VerifyError {
-                line: 5,
-                kind: VerifyErrorKind::SeqGap {
-                    expected: 5,
-                    found: 7
-                }
-            }
-        );
+        assert_eq!(err(&lines), VerifyError { line: 5, kind: VerifyErrorKind::SeqGap { expected: 5, found: 7 } });
     }
 
     #[test]
@@ -690,21 +575,14 @@ mod tests {
             b"\"}\n",
             b"not json at all\n",
             b"\n",
-            "{\"seq\":1,\"ts\":\"x\",\"prev\":\"é\",\"event\":{},\"hash\":\"\u{e9}\u{e9}\"}"
-                .as_bytes(),
+            "{\"seq\":1,\"ts\":\"x\",\"prev\":\"é\",\"event\":{},\"hash\":\"\u{e9}\u{e9}\"}".as_bytes(),
         ] {
             let e = verify(input).expect_err("garbage");
             assert_eq!(e.line, 1);
-            assert!(
-                matches!(e.kind, VerifyErrorKind::Malformed(_)),
-                "{input:?}: {e}"
-            );
+            assert!(matches!(e.kind, VerifyErrorKind::Malformed(_)), "{input:?}: {e}");
         }
         let long = vec![b'a'; MAX_LINE_BYTES + 10];
-        assert_eq!(
-            verify(&long[..]).map_err(|e| e.kind),
-            Err(VerifyErrorKind::TooLong)
-        );
+        assert_eq!(verify(&long[..]).map_err(|e| e.kind), Err(VerifyErrorKind::TooLong));
     }
 
     #[test]
@@ -724,10 +602,7 @@ mod tests {
             duration_ms: 3,
         });
         let line = &log.lines()[0];
-        assert!(
-            line.contains("\"arg_names\":[\"api_key\",\"password\",\"path\"]"),
-            "{line}"
-        );
+        assert!(line.contains("\"arg_names\":[\"api_key\",\"password\",\"path\"]"), "{line}");
         for secret in ["hunter2", "sk-live", "/etc/passwd", "raw-session-id"] {
             assert!(!line.contains(secret), "{secret} leaked: {line}");
         }
@@ -737,19 +612,12 @@ mod tests {
     fn arg_names_are_bounded() {
         let mut map = serde_json::Map::new();
         for i in 0..40 {
-            map.insert(
-                format!("{i:02}{}", "n".repeat(100)),
-                serde_json::Value::Null,
-            );
+            map.insert(format!("{i:02}{}", "n".repeat(100)), serde_json::Value::Null);
         }
         let names = arg_names(Some(&serde_json::Value::Object(map)));
         assert_eq!(names.len(), MAX_ARG_NAMES + 1);
         assert_eq!(names[MAX_ARG_NAMES], "+8 more");
-        assert!(
-            names
-                .iter()
-                .all(|n| n.chars().count() <= MAX_ARG_NAME_CHARS)
-        );
+        assert!(names.iter().all(|n| n.chars().count() <= MAX_ARG_NAME_CHARS));
         assert!(arg_names(Some(&serde_json::json!([1, 2]))).is_empty());
         assert!(arg_names(None).is_empty());
     }
@@ -770,21 +638,12 @@ mod tests {
         }
         let file = File::open(&path).expect("open");
         let s = verify(BufReader::new(file)).expect("whole file verifies");
-        assert_eq!(
-            s,
-            VerifySummary {
-                lines: 10,
-                last_hash: second.last_hash()
-            }
-        );
+        assert_eq!(s, VerifySummary { lines: 10, last_hash: second.last_hash() });
 
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path)
-                .expect("metadata")
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
             assert_eq!(mode & 0o077, 0, "audit log readable by others: {mode:o}");
         }
     }
@@ -847,18 +706,9 @@ mod tests {
         let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_secs(s) + Duration::from_millis(ms);
         assert_eq!(rfc3339_utc(at(0, 0)), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_utc(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
-        assert_eq!(
-            rfc3339_utc(at(1_700_000_000, 123)),
-            "2023-11-14T22:13:20.123Z"
-        );
-        assert_eq!(
-            rfc3339_utc(at(4_107_542_399, 999)),
-            "2100-02-28T23:59:59.999Z"
-        );
-        assert_eq!(
-            rfc3339_utc(at(4_107_542_400, 0)),
-            "2100-03-01T00:00:00.000Z"
-        );
+        assert_eq!(rfc3339_utc(at(1_700_000_000, 123)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339_utc(at(4_107_542_399, 999)), "2100-02-28T23:59:59.999Z");
+        assert_eq!(rfc3339_utc(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000Z");
     }
 
     fn hash_of(line: &str) -> String {

@@ -72,14 +72,24 @@ struct FixtureTool {
     kind: Kind,
 }
 
+/// The JSON Schema dialect of every fixture input schema.
+const SCHEMA_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
+
 /// A strict object schema with no properties: only `{}` is accepted.
 fn no_arguments() -> Value {
-    json!({ "type": "object", "properties": {}, "additionalProperties": false })
+    json!({
+        "$schema": SCHEMA_2020_12,
+        "type": "object",
+        "properties": {},
+        "required": [],
+        "additionalProperties": false,
+    })
 }
 
 /// A strict object schema with one required, bounded string property.
 fn one_string(name: &str, description: &str) -> Value {
     json!({
+        "$schema": SCHEMA_2020_12,
         "type": "object",
         "properties": { name: { "type": "string", "description": description, "minLength": 1, "maxLength": MAX_TOOL_TEXT } },
         "required": [name],
@@ -87,25 +97,37 @@ fn one_string(name: &str, description: &str) -> Value {
     })
 }
 
-/// The SEP-1613 schema: `$schema`, `$defs` and `additionalProperties` must reach the client intact.
+/// The SEP-1613 schema: `$schema`, `$defs` and `additionalProperties` must reach the client
+/// intact. The `address` property refers to `$defs/address` and repeats its keywords beside the
+/// `$ref`: 2020-12 applies both, and `additionalProperties` only sees `properties` of its own
+/// schema object, so the repetition keeps every node strict without rejecting valid input.
 fn json_schema_2020_12() -> Value {
+    let address_properties = json!({
+        "street": { "type": "string", "maxLength": 256 },
+        "city": { "type": "string", "maxLength": 256 },
+    });
     json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$schema": SCHEMA_2020_12,
         "type": "object",
         "$defs": {
             "address": {
                 "type": "object",
-                "properties": {
-                    "street": { "type": "string", "maxLength": 256 },
-                    "city": { "type": "string", "maxLength": 256 },
-                },
+                "properties": address_properties,
+                "required": [],
                 "additionalProperties": false,
             }
         },
         "properties": {
             "name": { "type": "string", "maxLength": 256 },
-            "address": { "$ref": "#/$defs/address" },
+            "address": {
+                "$ref": "#/$defs/address",
+                "type": "object",
+                "properties": address_properties,
+                "required": [],
+                "additionalProperties": false,
+            },
         },
+        "required": [],
         "additionalProperties": false,
     })
 }
@@ -801,7 +823,7 @@ mod tests {
 
     use crate::auth::Principal;
     use crate::jsonrpc::INVALID_PARAMS;
-    use crate::schema::InputValidator;
+    use crate::schema::{InputValidator, strictness_problems};
     use crate::session::{Peer, Session};
 
     fn tool(name: &str) -> Arc<dyn Tool> {
@@ -842,18 +864,6 @@ mod tests {
         out
     }
 
-    /// Every `type: string` in a schema (recursively) has a `maxLength`.
-    fn strings_are_bounded(schema: &Value) -> bool {
-        match schema {
-            Value::Object(map) => {
-                let own = map.get("type") != Some(&json!("string")) || map.contains_key("maxLength");
-                own && map.values().all(strings_are_bounded)
-            }
-            Value::Array(items) => items.iter().all(strings_are_bounded),
-            _ => true,
-        }
-    }
-
     #[test]
     fn tool_specs_are_strict_truthful_and_public() {
         let tools = tools();
@@ -869,7 +879,7 @@ mod tests {
             assert_eq!(s.tier, Tier::Public, "{}", s.name);
             assert_eq!(s.input_schema["type"], "object", "{}", s.name);
             assert_eq!(s.input_schema["additionalProperties"], false, "{}", s.name);
-            assert!(strings_are_bounded(&s.input_schema), "{}: unbounded string", s.name);
+            assert_eq!(strictness_problems(&s.input_schema), Vec::<String>::new(), "{}", s.name);
             let a = s.annotations;
             assert!(a.read_only && !a.destructive && !a.open_world, "{}", s.name);
             let asks_client = s.name.contains("sampling") || s.name.contains("elicitation");
@@ -1011,6 +1021,26 @@ mod tests {
 
         let out = call("json_schema_2020_12_tool", &ctx, json!({ "name": "n" })).await;
         assert_eq!(out.content[0]["text"], r#"JSON Schema 2020-12 tool called with: {"name":"n"}"#);
+    }
+
+    #[tokio::test]
+    async fn the_output_sanitizer_leaves_fixture_texts_alone() {
+        let (ctx, _rx, _s) = client_ctx();
+        for name in [
+            "test_simple_text",
+            "test_embedded_resource",
+            "test_multiple_content_types",
+            "test_tool_with_logging",
+            "test_tool_with_progress",
+            "test_error_handling",
+        ] {
+            let out = call(name, &ctx, json!({})).await;
+            for item in &out.content {
+                for text in [&item["text"], &item["resource"]["text"]].into_iter().filter_map(Value::as_str) {
+                    assert_eq!(crate::sanitize::sanitize_tool_text(text), text, "{name}");
+                }
+            }
+        }
     }
 
     #[tokio::test]

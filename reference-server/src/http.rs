@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::MethodRouter;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body_util::BodyExt as _;
@@ -50,11 +50,7 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
     let origins = Arc::new(OriginPolicy::new(bound, tls, &config.allowed_hosts, &config.allowed_origins));
     let request_timeout = Duration::from_millis(config.limits.request_timeout_ms);
     let state = AppState { server, origins, tls };
-    let mcp = MethodRouter::new()
-        .post(post_mcp)
-        .get(get_mcp)
-        .delete(delete_mcp)
-        .fallback(method_not_allowed);
+    let mcp = MethodRouter::new().post(post_mcp).get(get_mcp).delete(delete_mcp).fallback(method_not_allowed);
     Router::new()
         .route("/mcp", mcp)
         .fallback(not_found)
@@ -106,9 +102,7 @@ async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
 }
 
 fn peer_ip(req: &Request) -> IpAddr {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip())
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip())
 }
 
 async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -156,10 +150,19 @@ fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Respon
 
 /// Finds the caller's session: 400 without a session header, 404 for an unknown, ended or
 /// foreign session, 400 when the version header contradicts the negotiated version.
-fn session_for(state: &AppState, headers: &HeaderMap, id: Option<&Id>) -> Result<(Arc<Session>, ProtocolVersion), Response> {
+fn session_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Option<&Id>,
+) -> Result<(Arc<Session>, ProtocolVersion), Response> {
     let header_version = version_header(headers)?;
     let Some(session_id) = header_str(headers, SESSION_HEADER) else {
-        return Err(jsonrpc_error(StatusCode::BAD_REQUEST, id, jsonrpc::INVALID_REQUEST, "Missing Mcp-Session-Id header"));
+        return Err(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "Missing Mcp-Session-Id header",
+        ));
     };
     let not_found = || jsonrpc_error(StatusCode::NOT_FOUND, id, -32001, "Session not found");
     let session = state.server.sessions().get(session_id).ok_or_else(not_found)?;
@@ -169,7 +172,12 @@ fn session_for(state: &AppState, headers: &HeaderMap, id: Option<&Id>) -> Result
     }
     let version = match header_version {
         Some(v) if v != session.protocol_version => {
-            return Err(jsonrpc_error(StatusCode::BAD_REQUEST, id, jsonrpc::INVALID_REQUEST, "MCP-Protocol-Version does not match the session"));
+            return Err(jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                jsonrpc::INVALID_REQUEST,
+                "MCP-Protocol-Version does not match the session",
+            ));
         }
         Some(v) => v,
         None => session.protocol_version,
@@ -183,14 +191,20 @@ fn session_for(state: &AppState, headers: &HeaderMap, id: Option<&Id>) -> Result
 
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let max = state.server.config().limits.max_body_bytes;
-    let too_large = || jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, jsonrpc::INVALID_REQUEST, "Request body too large");
-    if header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > max as u64) {
+    let too_large =
+        || jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, jsonrpc::INVALID_REQUEST, "Request body too large");
+    if header_str(headers, header::CONTENT_LENGTH.as_str())
+        .and_then(|l| l.parse::<u64>().ok())
+        .is_some_and(|l| l > max as u64)
+    {
         return Err(too_large());
     }
     match http_body_util::Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::PARSE_ERROR, "Could not read the request body")),
+        Err(_) => {
+            Err(jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::PARSE_ERROR, "Could not read the request body"))
+        }
     }
 }
 
@@ -199,10 +213,20 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
     if !content_type_ok {
-        return jsonrpc_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, jsonrpc::INVALID_REQUEST, "Content-Type must be application/json");
+        return jsonrpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "Content-Type must be application/json",
+        );
     }
     if !(accepts(&headers, "application/json") && accepts(&headers, "text/event-stream")) {
-        return jsonrpc_error(StatusCode::NOT_ACCEPTABLE, None, jsonrpc::INVALID_REQUEST, "Accept must include application/json and text/event-stream");
+        return jsonrpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "Accept must include application/json and text/event-stream",
+        );
     }
     let header_version = match version_header(&headers) {
         Ok(v) => v,
@@ -213,7 +237,8 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
         Err(response) => return response,
     };
     // The revision decides whether a batch is allowed: the header, else the session's, else 2025-03-26.
-    let session_version = header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
+    let session_version =
+        header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
     let version = header_version.or(session_version).unwrap_or(ProtocolVersion::V2025_03_26);
     let incoming = match jsonrpc::parse(&bytes, state.server.parse_limits(), version.allows_batches()) {
         Ok(incoming) => incoming,
@@ -246,7 +271,12 @@ fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> R
     // A client-chosen session id is never adopted (no fixation); an already-live session
     // cannot be initialized twice.
     if header_str(headers, SESSION_HEADER).is_some_and(|id| state.server.sessions().get(id).is_some()) {
-        return jsonrpc_error(StatusCode::BAD_REQUEST, Some(&req.id), jsonrpc::INVALID_REQUEST, "Session is already initialized");
+        return jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            Some(&req.id),
+            jsonrpc::INVALID_REQUEST,
+            "Session is already initialized",
+        );
     }
     let principal = state.server.config().auth.principal(headers);
     let (session, result) = match state.server.initialize(&req, principal) {
@@ -254,7 +284,12 @@ fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> R
         Err(error) => return json_response(StatusCode::OK, &jsonrpc::error_response(Some(&req.id), &error)),
     };
     if state.server.start_session(&session).is_err() {
-        return jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), jsonrpc::INTERNAL_ERROR, "Too many sessions; try again later");
+        return jsonrpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(&req.id),
+            jsonrpc::INTERNAL_ERROR,
+            "Too many sessions; try again later",
+        );
     }
     let mut response = json_response(StatusCode::OK, &jsonrpc::result_response(&req.id, result));
     if let Ok(value) = HeaderValue::from_str(&session.id) {
@@ -263,7 +298,12 @@ fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> R
     response
 }
 
-async fn handle_message(state: &AppState, session: Arc<Session>, version: ProtocolVersion, message: Message) -> Response {
+async fn handle_message(
+    state: &AppState,
+    session: Arc<Session>,
+    version: ProtocolVersion,
+    message: Message,
+) -> Response {
     match message {
         Message::Notification(n) => {
             state.server.handle_notification(&session, &n);
@@ -273,7 +313,12 @@ async fn handle_message(state: &AppState, session: Arc<Session>, version: Protoc
             if session.deliver_response(&r.id.to_json(), r.outcome) {
                 StatusCode::ACCEPTED.into_response()
             } else {
-                jsonrpc_error(StatusCode::BAD_REQUEST, None, jsonrpc::INVALID_REQUEST, "No request with this id is pending")
+                jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    jsonrpc::INVALID_REQUEST,
+                    "No request with this id is pending",
+                )
             }
         }
         Message::Request(req) => request(state, session, version, req).await,
@@ -308,7 +353,12 @@ async fn request(state: &AppState, session: Arc<Session>, version: ProtocolVersi
     }
 }
 
-async fn batch(state: &AppState, session: Arc<Session>, version: ProtocolVersion, items: Vec<Result<Message, jsonrpc::Rejection>>) -> Response {
+async fn batch(
+    state: &AppState,
+    session: Arc<Session>,
+    version: ProtocolVersion,
+    items: Vec<Result<Message, jsonrpc::Rejection>>,
+) -> Response {
     let mut responses = Vec::new();
     for item in items {
         match item {
@@ -337,7 +387,12 @@ async fn batch(state: &AppState, session: Arc<Session>, version: ProtocolVersion
 
 async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !accepts(&headers, "text/event-stream") {
-        return jsonrpc_error(StatusCode::NOT_ACCEPTABLE, None, jsonrpc::INVALID_REQUEST, "Accept must include text/event-stream");
+        return jsonrpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "Accept must include text/event-stream",
+        );
     }
     let (session, _) = match session_for(&state, &headers, None) {
         Ok(found) => found,

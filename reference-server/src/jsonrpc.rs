@@ -231,7 +231,11 @@ pub fn parse(bytes: &[u8], limits: &ParseLimits, allow_batch: bool) -> Result<In
     match value {
         Value::Array(items) => {
             if !allow_batch {
-                return Err(Rejection::new(None, INVALID_REQUEST, "Batch requests are not supported in this protocol version"));
+                return Err(Rejection::new(
+                    None,
+                    INVALID_REQUEST,
+                    "Batch requests are not supported in this protocol version",
+                ));
             }
             if items.is_empty() {
                 return Err(Rejection::new(None, INVALID_REQUEST, "Empty batch"));
@@ -253,7 +257,9 @@ pub fn classify_message(value: Value, duplicate_keys: bool) -> Result<Message, R
         Some(Value::String(s)) => Some(Some(Id::String(s))),
         Some(Value::Number(n)) => Some(Some(Id::Number(n))),
         Some(Value::Null) => Some(None),
-        Some(_) => return Err(Rejection::new(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number")),
+        Some(_) => {
+            return Err(Rejection::new(None, INVALID_REQUEST, "Invalid Request: id must be a string or a number"));
+        }
     };
     let known_id = id.clone().flatten();
     let fail = |message: &str| Rejection::new(known_id.clone(), INVALID_REQUEST, message);
@@ -269,8 +275,8 @@ pub fn classify_message(value: Value, duplicate_keys: bool) -> Result<Message, R
         if obj.contains_key("result") || obj.contains_key("error") {
             return Err(fail("Invalid Request: response without id"));
         }
-        let (method, params) = method_and_params(&mut obj).map_err(|m| fail(m))?;
-        no_extra_members(&obj).map_err(|m| fail(m))?;
+        let (method, params) = method_and_params(&mut obj).map_err(fail)?;
+        no_extra_members(&obj).map_err(fail)?;
         return Ok(Message::Notification(Notification { method, params }));
     };
     let id = id.map_err(|()| fail("Invalid Request: id must not be null"))?;
@@ -278,8 +284,8 @@ pub fn classify_message(value: Value, duplicate_keys: bool) -> Result<Message, R
         if obj.contains_key("result") || obj.contains_key("error") {
             return Err(fail("Invalid Request: both method and result or error"));
         }
-        let (method, params) = method_and_params(&mut obj).map_err(|m| fail(m))?;
-        no_extra_members(&obj).map_err(|m| fail(m))?;
+        let (method, params) = method_and_params(&mut obj).map_err(fail)?;
+        no_extra_members(&obj).map_err(fail)?;
         return Ok(Message::Request(Request { id, method, params }));
     }
     let outcome = match (obj.remove("result"), obj.remove("error")) {
@@ -288,7 +294,7 @@ pub fn classify_message(value: Value, duplicate_keys: bool) -> Result<Message, R
         (None, Some(_)) => return Err(fail("Invalid Request: malformed error object")),
         _ => return Err(fail("Invalid Request: a response needs exactly one of result or error")),
     };
-    no_extra_members(&obj).map_err(|m| fail(m))?;
+    no_extra_members(&obj).map_err(fail)?;
     Ok(Message::Response(Response { id, outcome }))
 }
 
@@ -411,6 +417,19 @@ impl<'de> Visitor<'de> for LimitedValue<'_> {
     }
 }
 
+/// The invariant the `jsonrpc_parse` fuzz target and its seed replay check: parsing never
+/// panics, and an accepted single message re-encodes to JSON that parses to the same message.
+pub fn fuzz_round_trip(data: &[u8]) {
+    let limits = ParseLimits::default();
+    if let Ok(Incoming::Single(message)) = parse(data, &limits, false) {
+        let encoded = message.to_json().to_string();
+        match parse(encoded.as_bytes(), &limits, false) {
+            Ok(Incoming::Single(again)) => assert_eq!(message, again, "re-encoded message differs"),
+            other => panic!("re-encoded message rejected: {other:?}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,9 +449,15 @@ mod tests {
     fn accepts_requests_notifications_and_responses() {
         assert!(matches!(one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Ok(Message::Request(_))));
         assert!(matches!(one(r#"{"jsonrpc":"2.0","id":"a","method":"x","params":{}}"#), Ok(Message::Request(_))));
-        assert!(matches!(one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Ok(Message::Notification(_))));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(Message::Notification(_))
+        ));
         assert!(matches!(one(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#), Ok(Message::Response(_))));
-        assert!(matches!(one(r#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"x"}}"#), Ok(Message::Response(_))));
+        assert!(matches!(
+            one(r#"{"jsonrpc":"2.0","id":3,"error":{"code":-1,"message":"x"}}"#),
+            Ok(Message::Response(_))
+        ));
     }
 
     #[test]
@@ -506,19 +531,6 @@ mod tests {
             let m = one(body).expect("valid");
             let again = one(&m.to_json().to_string()).expect("re-encoded is valid");
             assert_eq!(m, again);
-        }
-    }
-}
-
-/// The invariant the `jsonrpc_parse` fuzz target and its seed replay check: parsing never
-/// panics, and an accepted single message re-encodes to JSON that parses to the same message.
-pub fn fuzz_round_trip(data: &[u8]) {
-    let limits = ParseLimits::default();
-    if let Ok(Incoming::Single(message)) = parse(data, &limits, false) {
-        let encoded = message.to_json().to_string();
-        match parse(encoded.as_bytes(), &limits, false) {
-            Ok(Incoming::Single(again)) => assert_eq!(message, again, "re-encoded message differs"),
-            other => panic!("re-encoded message rejected: {other:?}"),
         }
     }
 }

@@ -109,10 +109,12 @@ fn parse_rate_limit(s: &str) -> Result<(String, Quota), String> {
     let usage = "expected LAYER=PER_MINUTE/BURST, e.g. ip=600/100";
     let (layer, rate) = s.split_once('=').ok_or(usage)?;
     let (per_minute, burst) = rate.split_once('/').ok_or(usage)?;
-    let per_minute: u32 = per_minute.trim().parse().map_err(|_| format!("{usage}: PER_MINUTE must be a whole number"))?;
+    let per_minute: u32 =
+        per_minute.trim().parse().map_err(|_| format!("{usage}: PER_MINUTE must be a whole number"))?;
     let burst: u32 = burst.trim().parse().map_err(|_| format!("{usage}: BURST must be a whole number"))?;
     let layer = layer.trim();
-    let known = matches!(layer, "ip" | "session" | "principal" | "tool") || layer.strip_prefix("tool:").is_some_and(|n| !n.is_empty());
+    let known = matches!(layer, "ip" | "session" | "principal" | "tool")
+        || layer.strip_prefix("tool:").is_some_and(|n| !n.is_empty());
     if !known {
         return Err(format!("unknown rate-limit layer `{layer}`: use ip, session, principal, tool or tool:NAME"));
     }
@@ -286,7 +288,11 @@ fn verify_audit(file: &std::path::Path, expect_last_hash: Option<&str>) -> ExitC
         Ok(summary) => {
             if let Some(expected) = expect_last_hash {
                 if !summary.last_hash.eq_ignore_ascii_case(expected) {
-                    println!("audit log {}: chain intact over {} lines, but it does not end with the expected hash (truncated?)", file.display(), summary.lines);
+                    println!(
+                        "audit log {}: chain intact over {} lines, but it does not end with the expected hash (truncated?)",
+                        file.display(),
+                        summary.lines
+                    );
                     return ExitCode::FAILURE;
                 }
             }

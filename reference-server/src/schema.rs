@@ -50,11 +50,7 @@ impl InputValidator {
         let validator = jsonschema::options()
             .with_draft(Draft::Draft202012)
             .offline()
-            .with_pattern_options(
-                PatternOptions::regex()
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(REGEX_SIZE_LIMIT),
-            )
+            .with_pattern_options(PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT))
             .should_validate_formats(true)
             .build(schema)
             .map_err(|e| SchemaError(format!("invalid input schema: {}", compile_message(&e))))?;
@@ -69,10 +65,10 @@ impl InputValidator {
         if messages.is_empty() {
             return Ok(());
         }
-        if errors.next().is_some() {
-            if let Some(last) = messages.last_mut() {
-                *last = "(more problems not shown; fix the ones above and retry)".to_owned();
-            }
+        if errors.next().is_some()
+            && let Some(last) = messages.last_mut()
+        {
+            *last = "(more problems not shown; fix the ones above and retry)".to_owned();
         }
         Err(messages)
     }
@@ -114,12 +110,20 @@ fn describe(kind: &ValidationErrorKind) -> String {
                 format!("must be one of the types {}", names.join(", "))
             }
         },
-        K::MaxLength { limit } => format!("must be at most {limit} {}", plural(*limit, "character")),
-        K::MinLength { limit } => format!("must be at least {limit} {}", plural(*limit, "character")),
+        K::MaxLength { limit } => {
+            format!("must be at most {limit} {}", plural(*limit, "character"))
+        }
+        K::MinLength { limit } => {
+            format!("must be at least {limit} {}", plural(*limit, "character"))
+        }
         K::Maximum { limit } => format!("must be at most {}", render_schema_value(limit, 64)),
         K::Minimum { limit } => format!("must be at least {}", render_schema_value(limit, 64)),
-        K::ExclusiveMaximum { limit } => format!("must be less than {}", render_schema_value(limit, 64)),
-        K::ExclusiveMinimum { limit } => format!("must be greater than {}", render_schema_value(limit, 64)),
+        K::ExclusiveMaximum { limit } => {
+            format!("must be less than {}", render_schema_value(limit, 64))
+        }
+        K::ExclusiveMinimum { limit } => {
+            format!("must be greater than {}", render_schema_value(limit, 64))
+        }
         K::MultipleOf { .. } => "must be a multiple of the step the schema sets".to_owned(),
         K::Pattern { pattern } => {
             format!("does not match the required pattern {}", truncate_visible(pattern, 128))
@@ -128,12 +132,18 @@ fn describe(kind: &ValidationErrorKind) -> String {
             "could not be checked against the required pattern; use a shorter, simpler value".to_owned()
         }
         K::Enum { options } => format!("must be one of {}", render_schema_value(options, 256)),
-        K::Constant { expected_value } => format!("must equal {}", render_schema_value(expected_value, 128)),
+        K::Constant { expected_value } => {
+            format!("must equal {}", render_schema_value(expected_value, 128))
+        }
         K::MaxItems { limit } => format!("must have at most {limit} {}", plural(*limit, "item")),
         K::MinItems { limit } => format!("must have at least {limit} {}", plural(*limit, "item")),
         K::UniqueItems => "must not contain duplicate items".to_owned(),
-        K::MaxProperties { limit } => format!("must have at most {limit} {}", plural(*limit, "property")),
-        K::MinProperties { limit } => format!("must have at least {limit} {}", plural(*limit, "property")),
+        K::MaxProperties { limit } => {
+            format!("must have at most {limit} {}", plural(*limit, "property"))
+        }
+        K::MinProperties { limit } => {
+            format!("must have at least {limit} {}", plural(*limit, "property"))
+        }
         K::AdditionalItems { limit } => format!("must have at most {limit} {}", plural(*limit as u64, "item")),
         K::UnevaluatedItems { .. } => "has items the schema does not allow".to_owned(),
         K::Contains => "must contain at least one item of the required shape".to_owned(),
@@ -312,7 +322,10 @@ mod tests {
             errors(json!({ "path": "a", "category": "c".repeat(33) })),
             vec!["/category: must be at most 32 characters"]
         );
-        assert_eq!(errors(json!({ "path": "" })), vec!["/path: must be at least 1 character"]);
+        assert_eq!(
+            errors(json!({ "path": "" })),
+            vec!["/path: must be at least 1 character", "/path: does not match the required pattern ^[a-z/]+$"]
+        );
         assert_eq!(
             errors(json!({ "path": "a", "order_by": "x" })),
             vec![r#"/order_by: must be one of ["name","price_cents"]"#]

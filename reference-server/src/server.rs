@@ -211,7 +211,9 @@ impl McpServer {
     pub fn end_session(&self, session: &Session, reason: &str) {
         self.inner.sessions.remove(&session.id);
         session.close();
-        self.inner.audit.record(AuditEvent::SessionEnded { session: session_label(&session.id), reason: reason.into() });
+        self.inner
+            .audit
+            .record(AuditEvent::SessionEnded { session: session_label(&session.id), reason: reason.into() });
     }
 
     /// Records a rate-limit refusal.
@@ -295,7 +297,10 @@ impl McpServer {
             }
             "prompts/list" => no_cursor(p).map(|()| fx.prompts_list()),
             "prompts/get" => {
-                let name = p.get("name").and_then(Value::as_str).ok_or_else(|| ErrorObject::invalid_params("name must be a string"))?;
+                let name = p
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ErrorObject::invalid_params("name must be a string"))?;
                 let empty = Map::new();
                 let args = match p.get("arguments") {
                     None => &empty,
@@ -374,7 +379,10 @@ impl McpServer {
             Ok(Err(ToolError::Rejected(message))) => (ToolOutput::error(message), "rejected"),
             Ok(Err(ToolError::Internal(detail))) => {
                 tracing::error!(tool = %tool_name, %detail, "tool failed");
-                (ToolOutput::error("The tool failed because of an internal error; it has been logged."), "internal_error")
+                (
+                    ToolOutput::error("The tool failed because of an internal error; it has been logged."),
+                    "internal_error",
+                )
             }
             Err(_) => (ToolOutput::error("The tool did not finish within its time limit."), "timeout"),
         };
@@ -400,11 +408,11 @@ fn no_cursor(p: &Map<String, Value>) -> Result<(), ErrorObject> {
 }
 
 fn set_log_level(session: &Session, params: &Map<String, Value>) -> Result<Value, ErrorObject> {
-    let level = params
-        .get("level")
-        .and_then(Value::as_str)
-        .and_then(LogLevel::parse)
-        .ok_or_else(|| ErrorObject::invalid_params("level must be one of debug, info, notice, warning, error, critical, alert, emergency"))?;
+    let level = params.get("level").and_then(Value::as_str).and_then(LogLevel::parse).ok_or_else(|| {
+        ErrorObject::invalid_params(
+            "level must be one of debug, info, notice, warning, error, critical, alert, emergency",
+        )
+    })?;
     session.set_log_level(level);
     Ok(json!({}))
 }

@@ -16,13 +16,22 @@ use crate::session::Session;
 
 /// Reads one line of at most `max` bytes. Returns `Ok(None)` at end of input and
 /// `Ok(Some(Err(())))` for an over-long line, which is skipped to its end.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
         let buf = reader.fill_buf().await?;
         if buf.is_empty() {
-            return Ok(if line.is_empty() && !too_long { None } else if too_long { Some(Err(())) } else { Some(Ok(line)) });
+            return Ok(if line.is_empty() && !too_long {
+                None
+            } else if too_long {
+                Some(Err(()))
+            } else {
+                Some(Ok(line))
+            });
         }
         let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
             Some(i) => (&buf[..i], Some(i + 1)),

@@ -156,6 +156,8 @@ pub enum RegistryError {
     Duplicate(String),
     #[error("tool `{name}` has an invalid input schema: {source}")]
     Schema { name: String, source: schema::SchemaError },
+    #[error("tool `{name}` cannot be set up: {reason}")]
+    Setup { name: String, reason: String },
 }
 
 impl ToolRegistry {
@@ -189,5 +191,107 @@ impl ToolRegistry {
 
     pub fn is_empty(&self) -> bool {
         self.tools.is_empty()
+    }
+}
+
+/// What the standard tool set needs from its host.
+#[derive(Debug, Clone)]
+pub struct StandardDeps {
+    /// Directory `read_file` is confined to. It must exist; [`crate::sandbox::seed`] fills a
+    /// fresh one with demo files.
+    pub sandbox_root: std::path::PathBuf,
+    /// Notes shared by the `notes_*` tools and `admin_purge_notes`; a clone lets the host share
+    /// or inspect them.
+    pub notes: Arc<notes::NoteStore>,
+}
+
+impl StandardDeps {
+    /// Dependencies with an empty note store.
+    pub fn new(sandbox_root: impl Into<std::path::PathBuf>) -> Self {
+        Self { sandbox_root: sandbox_root.into(), notes: Arc::new(notes::NoteStore::default()) }
+    }
+}
+
+/// The server's standard tools: `query_products`, `read_file`, `fetch_document`,
+/// `notes_create`, `notes_list`, `notes_delete` and `admin_purge_notes`.
+///
+/// Fails closed: a sandbox directory that cannot be opened (or a product database that cannot
+/// be created) stops the server rather than leaving a tool silently broken.
+pub fn standard_registry(deps: &StandardDeps) -> Result<ToolRegistry, RegistryError> {
+    let setup = |name: &str, reason: String| RegistryError::Setup { name: name.to_owned(), reason };
+    let sandbox = crate::sandbox::Sandbox::new(&deps.sandbox_root)
+        .map_err(|e| setup("read_file", format!("cannot open the sandbox directory: {e}")))?;
+    let products = query::ProductDb::seeded()
+        .map_err(|e| setup("query_products", format!("cannot create the product database: {e}")))?;
+    let tools: [Arc<dyn Tool>; 7] = [
+        Arc::new(query::QueryProducts::new(Arc::new(products))),
+        Arc::new(files::ReadFile::new(Arc::new(sandbox))),
+        Arc::new(documents::FetchDocument::new()),
+        Arc::new(notes::NotesCreate::new(Arc::clone(&deps.notes))),
+        Arc::new(notes::NotesList::new(Arc::clone(&deps.notes))),
+        Arc::new(notes::NotesDelete::new(Arc::clone(&deps.notes))),
+        Arc::new(admin::AdminPurgeNotes::new(Arc::clone(&deps.notes))),
+    ];
+    let mut registry = ToolRegistry::default();
+    for tool in tools {
+        registry.register(tool)?;
+    }
+    Ok(registry)
+}
+
+#[cfg(test)]
+mod standard_registry_tests {
+    use super::*;
+
+    fn registry() -> (tempfile::TempDir, ToolRegistry) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        crate::sandbox::seed(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let registry = standard_registry(&StandardDeps::new(dir.path())).unwrap_or_else(|e| panic!("{e}"));
+        (dir, registry)
+    }
+
+    #[test]
+    fn every_tool_is_strict_well_named_and_clean() {
+        let (_dir, registry) = registry();
+        let admin = Principal::admin("root");
+        let names: Vec<String> = registry.visible_to(&admin).map(|t| t.spec().name.clone()).collect();
+        assert_eq!(names.len(), 7);
+        let name_re = regex::Regex::new("^[a-z][a-z0-9_]{0,63}$").unwrap_or_else(|e| panic!("{e}"));
+        for name in &names {
+            let (tool, validator) = registry.find(name, &admin).unwrap_or_else(|| panic!("{name} missing"));
+            let spec = tool.spec();
+            assert!(name_re.is_match(name), "{name}");
+            assert!(!spec.description.trim().is_empty(), "{name}");
+            let problems = schema::strictness_problems(&spec.input_schema);
+            assert!(problems.is_empty(), "{name}: {problems:?}");
+            let mut args = Map::new();
+            args.insert("unexpected_extra".to_owned(), json!(1));
+            let messages = validator.validate(&Value::Object(args)).err().unwrap_or_default();
+            assert!(messages.iter().any(|m| m.contains("unknown property 'unexpected_extra'")), "{name}: {messages:?}");
+            if let Some(output) = &spec.output_schema {
+                assert!(InputValidator::compile(output).is_ok(), "{name} output schema");
+            }
+            let a = spec.annotations;
+            assert!(!(a.read_only && a.destructive), "{name}: read-only tools cannot be destructive");
+            assert!(!a.open_world, "{name}: no standard tool reaches outside the server");
+            let metadata = crate::sanitize::sanitize(&spec.to_json().to_string());
+            assert!(metadata.injection_markers.is_empty() && metadata.redactions == 0, "{name}");
+            assert_eq!(metadata.removed_chars, 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn admin_tool_is_hidden_from_others() {
+        let (_dir, registry) = registry();
+        let anonymous = Principal::anonymous();
+        assert_eq!(registry.visible_to(&anonymous).count(), 6);
+        assert!(registry.find("admin_purge_notes", &anonymous).is_none());
+    }
+
+    #[test]
+    fn missing_sandbox_fails_closed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let result = standard_registry(&StandardDeps::new(dir.path().join("missing")));
+        assert!(matches!(result, Err(RegistryError::Setup { ref name, .. }) if name == "read_file"));
     }
 }

@@ -53,9 +53,8 @@ impl OriginPolicy {
                 None => return false,
             }
         } else {
-            host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) { name } else { "" }
-            })
+            host.rsplit_once(':')
+                .map_or(host.as_str(), |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { "" })
         };
         !name.is_empty() && self.hosts.contains(name)
     }
@@ -68,7 +67,10 @@ impl OriginPolicy {
 /// Refuses requests whose Host or Origin is not this server's; answers CORS preflights.
 pub async fn check_host_and_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
     match host {
         Some(h) if state.origins.host_allowed(h) => {}
         _ => {
@@ -96,7 +98,8 @@ pub async fn check_host_and_origin(State(state): State<AppState>, request: Reque
     response
 }
 
-const ALLOWED_HEADERS: &str = "content-type, accept, authorization, x-api-key, mcp-session-id, mcp-protocol-version, last-event-id";
+const ALLOWED_HEADERS: &str =
+    "content-type, accept, authorization, x-api-key, mcp-session-id, mcp-protocol-version, last-event-id";
 const EXPOSED_HEADERS: &str = "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate";
 
 fn preflight(origin: Option<HeaderValue>, headers: &HeaderMap) -> Response {
