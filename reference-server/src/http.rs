@@ -139,6 +139,7 @@ fn accepts(headers: &HeaderMap, wanted: &str) -> bool {
 
 /// The `MCP-Protocol-Version` header: `Ok(None)` when absent, `Err` when present but not a
 /// revision this server supports.
+#[allow(clippy::result_large_err, reason = "the error is the HTTP response itself, built only on the refusal path")]
 fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Response> {
     match headers.get(VERSION_HEADER) {
         None => Ok(None),
@@ -150,6 +151,7 @@ fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Respon
 
 /// Finds the caller's session: 400 without a session header, 404 for an unknown, ended or
 /// foreign session, 400 when the version header contradicts the negotiated version.
+#[allow(clippy::result_large_err, reason = "the error is the HTTP response itself, built only on the refusal path")]
 fn session_for(
     state: &AppState,
     headers: &HeaderMap,

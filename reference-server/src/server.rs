@@ -428,10 +428,8 @@ pub fn output_to_result(output: ToolOutput) -> Value {
 }
 
 fn sanitize_content(mut item: Value) -> Value {
-    if let Some(text) = item.get_mut("text") {
-        if let Value::String(s) = text {
-            *s = sanitize::sanitize_tool_text(s);
-        }
+    if let Some(Value::String(s)) = item.get_mut("text") {
+        *s = sanitize::sanitize_tool_text(s);
     }
     if let Some(Value::String(s)) = item.get_mut("resource").and_then(|r| r.get_mut("text")) {
         *s = sanitize::sanitize_tool_text(s);
