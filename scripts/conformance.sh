@@ -26,7 +26,13 @@ SUITE_TIMEOUT_SECS=300
 log() { printf 'conformance: %s\n' "$*" >&2; }
 
 SERVER_PID=""
+SUITE_PID=""
 cleanup() {
+    if [[ -n "$SUITE_PID" ]] && kill -0 "$SUITE_PID" 2>/dev/null; then
+        kill "$SUITE_PID" 2>/dev/null || true
+        wait "$SUITE_PID" 2>/dev/null || true
+    fi
+    SUITE_PID=""
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -101,10 +107,14 @@ if [[ -f "$NPM_DIR/baseline.yml" ]]; then
 fi
 # shellcheck disable=SC2206 # reason: CONFORMANCE_ARGS is a whitespace-separated option list on purpose
 ARGS+=(${CONFORMANCE_ARGS:-})
+# In the background, so that a signal runs the trap at once rather than after the suite.
+PATH="$(dirname "$NODE"):$PATH" timeout "$SUITE_TIMEOUT_SECS" "$NODE" "$SUITE" "${ARGS[@]}" &
+SUITE_PID=$!
 set +e
-PATH="$(dirname "$NODE"):$PATH" timeout "$SUITE_TIMEOUT_SECS" "$NODE" "$SUITE" "${ARGS[@]}"
+wait "$SUITE_PID"
 RC=$?
 set -e
+SUITE_PID=""
 cleanup
 
 # 5. On failure, say why: the failing checks and the server's log.
@@ -113,6 +123,7 @@ if ((RC != 0)); then
         log "the suite did not finish within ${SUITE_TIMEOUT_SECS}s"
     fi
     log "failing checks:"
+    # shellcheck disable=SC2016 # reason: the ${...} are JavaScript template literals
     "$NODE" -e '
         const fs = require("fs"), path = require("path");
         const dir = process.argv[1];
@@ -121,11 +132,11 @@ if ((RC != 0)); then
             if (!fs.existsSync(file)) continue;
             for (const c of JSON.parse(fs.readFileSync(file, "utf8"))) {
                 if (c.status !== "FAILURE" && c.status !== "WARNING") continue;
-                console.error(`  ${c.status} ${run.replace(/-\d{4}-\d\d-\d\dT.*$/, "")} [${c.id}] ${c.errorMessage ?? ""}`);
+                console.error(`  ${c.status} ${run.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "")} [${c.id}] ${c.errorMessage ?? ""}`);
                 if (c.details) console.error(`    details: ${JSON.stringify(c.details).slice(0, 600)}`);
             }
         }' "$OUT" || true
-    log "server log (last 200 lines of $OUT/server.log):"
-    tail -n 200 "$OUT/server.log" >&2 || true
+    log "server log (last 100 lines of $OUT/server.log):"
+    tail -n 100 "$OUT/server.log" >&2 || true
 fi
 exit "$RC"

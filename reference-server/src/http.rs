@@ -172,18 +172,15 @@ fn session_for(
     if state.server.config().auth.principal(headers) != session.principal {
         return Err(not_found());
     }
-    let version = match header_version {
-        Some(v) if v != session.protocol_version => {
-            return Err(jsonrpc_error(
-                StatusCode::BAD_REQUEST,
-                id,
-                jsonrpc::INVALID_REQUEST,
-                "MCP-Protocol-Version does not match the session",
-            ));
-        }
-        Some(v) => v,
-        None => session.protocol_version,
-    };
+    // The negotiated version governs the session. A different but supported header value is
+    // tolerated (the official suite sends 2025-03-26 on 2025-11-25 sessions); only invalid or
+    // unsupported values are refused, as the spec requires.
+    if let Some(v) = header_version
+        && v != session.protocol_version
+    {
+        tracing::debug!(header = %v, negotiated = %session.protocol_version, "protocol version header differs from the session");
+    }
+    let version = session.protocol_version;
     if let Err(limited) = state.server.rate_limits().check_session(&session.id) {
         state.server.audit_limited(&limited, &session_label(&session.id));
         return Err(too_many(id, &limited));
@@ -238,10 +235,11 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
         Ok(b) => b,
         Err(response) => return response,
     };
-    // The revision decides whether a batch is allowed: the header, else the session's, else 2025-03-26.
+    // The revision decides whether a batch is allowed: the session's, else the header's, else
+    // 2025-03-26 (what the spec says to assume when nothing else tells).
     let session_version =
         header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
-    let version = header_version.or(session_version).unwrap_or(ProtocolVersion::V2025_03_26);
+    let version = session_version.or(header_version).unwrap_or(ProtocolVersion::V2025_03_26);
     let incoming = match jsonrpc::parse(&bytes, state.server.parse_limits(), version.allows_batches()) {
         Ok(incoming) => incoming,
         Err(rejection) => return json_response(StatusCode::BAD_REQUEST, &rejection.to_response()),

@@ -33,10 +33,21 @@ async fn post_requires_json_content_type_and_both_accept_types() {
     let r = c.post_with(init.clone(), &[("content-type", Some("application/json; charset=utf-8"))]).await;
     assert_eq!(r.status, 200, "application/json with charset: {}", r.describe());
 
-    for accept in [None, Some("application/json"), Some("text/event-stream"), Some("text/html")] {
-        let r = c.post_with(init.clone(), &[("accept", accept)]).await;
+    for accept in ["application/json", "text/event-stream", "text/html", "application/*"] {
+        let r = c.post_with(init.clone(), &[("accept", Some(accept))]).await;
         assert_eq!(r.status, 406, "Accept {accept:?}: {}", r.describe());
         assert!(r.header("mcp-session-id").is_none(), "no session may be created on 406");
+    }
+    // No Accept header at all (reqwest would add `*/*`, so this one is sent raw).
+    let port = srv.addr.port();
+    let head = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json");
+    let r = raw_http(srv.addr, &head, init.as_bytes()).await;
+    assert_eq!(r.status, 406, "no Accept: {}", r.describe());
+    assert!(r.header("mcp-session-id").is_none());
+    // Wildcards admit both types.
+    for accept in ["*/*", "application/json, text/*"] {
+        let r = c.post_with(init.clone(), &[("accept", Some(accept))]).await;
+        assert_eq!(r.status, 200, "Accept {accept:?}: {}", r.describe());
     }
 }
 
@@ -429,7 +440,12 @@ async fn get_opens_one_event_stream_per_session() {
 
     let r = Reply::read(c.get_stream(&[("mcp-session-id", None)]).await).await;
     assert_eq!(r.status, 400, "GET without session: {}", r.describe());
-    let r = Reply::read(c.get_stream(&[("accept", None)]).await).await;
+    let port = srv.addr.port();
+    let head = format!(
+        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nMcp-Session-Id: {}",
+        c.session.clone().unwrap_or_default()
+    );
+    let r = raw_http(srv.addr, &head, b"").await;
     assert_eq!(r.status, 406, "GET without Accept: {}", r.describe());
     let r = Reply::read(c.get_stream(&[("accept", Some("application/json"))]).await).await;
     assert_eq!(r.status, 406, "GET with Accept: application/json: {}", r.describe());
@@ -551,4 +567,160 @@ async fn foreign_host_headers_are_refused() {
     ok.initialize().await;
     let g = Reply::read(ok.get_stream(&[("host", Some("evil.example.com"))]).await).await;
     assert!((400..500).contains(&g.status), "GET with a foreign Host: {}", g.describe());
+}
+
+// ---------------------------------------------------------------- server-to-client requests (LC-04, HT-11, HT-17)
+
+/// Opens a POST whose answer is an event stream, without reading it.
+async fn post_stream(c: &Mcp, body: &Value) -> reqwest::Response {
+    let response = c.build(Method::POST, &c.url, Some(body.to_string().into_bytes()), &[]).send().await.expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let ct = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(ct.starts_with("text/event-stream"), "{ct}");
+    response
+}
+
+/// Reads the rest of a stream to its end (bounded).
+async fn read_to_end(response: reqwest::Response) -> Vec<SseEvent> {
+    let bytes = tokio::time::timeout(TIMEOUT, response.bytes()).await.expect("stream ends").expect("read stream");
+    parse_sse(&String::from_utf8_lossy(&bytes))
+}
+
+#[tokio::test]
+async fn sampling_round_trip_over_the_request_stream() {
+    let srv = start(conformance()).await;
+    let mut c = srv.client();
+    c.initialize_with(LATEST, json!({ "sampling": {} })).await;
+    let body = json!({
+        "jsonrpc": "2.0", "id": 500, "method": "tools/call",
+        "params": { "name": "test_sampling", "arguments": { "prompt": "say hi" } }
+    });
+    let mut stream = post_stream(&c, &body).await;
+    let events = read_events(&mut stream, 2).await;
+    assert!(events[0].id.is_some() && events[0].data.is_empty(), "priming event: {events:?}");
+    let request: Value = serde_json::from_str(&events[1].data).expect("JSON event");
+    assert_eq!(request["method"], json!("sampling/createMessage"), "{request}");
+    let server_id = request["id"].clone();
+    assert!(!server_id.is_null(), "server requests carry an id: {request}");
+
+    // A response for an id the server never used is refused; the right one is accepted.
+    let r = c.post(&json!({ "jsonrpc": "2.0", "id": "srv-unknown", "result": {} })).await;
+    assert_eq!(r.status, 400, "{}", r.describe());
+    let answer = json!({
+        "jsonrpc": "2.0", "id": server_id,
+        "result": { "role": "assistant", "content": { "type": "text", "text": "hi there" }, "model": "test", "stopReason": "endTurn" }
+    });
+    let r = c.post(&answer).await;
+    assert_eq!(r.status, 202, "{}", r.describe());
+    assert!(r.body.is_empty());
+    // Answering twice is refused: the request is no longer pending.
+    let r = c.post(&answer).await;
+    assert_eq!(r.status, 400, "second answer: {}", r.describe());
+
+    let rest = read_to_end(stream).await;
+    let last: Value = serde_json::from_str(&rest.last().expect("the response").data).expect("JSON");
+    assert_eq!(last["id"], json!(500), "{last}");
+    assert_eq!(last["result"]["isError"], json!(false), "{last}");
+    assert!(last.to_string().contains("hi there"), "{last}");
+}
+
+#[tokio::test]
+async fn no_sampling_request_without_the_client_capability() {
+    let srv = start(conformance()).await;
+    let mut c = srv.client();
+    c.initialize().await; // capabilities: {}
+    let r = c
+        .post(&json!({
+            "jsonrpc": "2.0", "id": 501, "method": "tools/call",
+            "params": { "name": "test_sampling", "arguments": { "prompt": "say hi" } }
+        }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(!r.text().contains("sampling/createMessage"), "a sampling request was sent: {}", r.describe());
+    assert_eq!(r.message()["result"]["isError"], json!(true), "{}", r.describe());
+}
+
+#[tokio::test]
+async fn an_unanswered_server_request_times_out_as_a_tool_error() {
+    let mut config = conformance();
+    config.limits.tool_timeout_ms = 300;
+    let srv = start(config).await;
+    let mut c = srv.client();
+    c.initialize_with(LATEST, json!({ "elicitation": {} })).await;
+    let started = std::time::Instant::now();
+    let r = c
+        .post(&json!({
+            "jsonrpc": "2.0", "id": 502, "method": "tools/call",
+            "params": { "name": "test_elicitation", "arguments": { "message": "pick one" } }
+        }))
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(r.is_sse(), "{}", r.describe());
+    assert!(r.text().contains("elicitation/create"), "{}", r.describe());
+    let m = r.message();
+    assert_eq!(m["id"], json!(502));
+    assert_eq!(m["result"]["isError"], json!(true), "{m}");
+    assert_eq!(c.ping_ok().await, Ok(()));
+}
+
+#[tokio::test]
+async fn event_ids_are_unique_across_streams_and_not_replayed_to_other_sessions() {
+    let srv = start(conformance()).await;
+    let mut a = srv.client();
+    a.initialize().await;
+    let call = |id: i64| {
+        json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": { "name": "test_tool_with_progress", "arguments": {}, "_meta": { "progressToken": id } }
+        })
+    };
+    let (b1, b2) = (call(1), call(2));
+    let (r1, r2) = tokio::join!(a.post(&b1), a.post(&b2));
+    let mut ids = Vec::new();
+    for r in [&r1, &r2] {
+        assert!(r.is_sse(), "{}", r.describe());
+        ids.extend(r.events().into_iter().filter_map(|e| e.id));
+    }
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "event ids repeat across streams: {ids:?}");
+    // Each stream carries only its own request's messages.
+    for (r, id) in [(&r1, 1), (&r2, 2)] {
+        for e in r.events().iter().filter(|e| !e.data.is_empty()) {
+            let m: Value = serde_json::from_str(&e.data).expect("JSON");
+            let token = m.pointer("/params/progressToken").or_else(|| m.get("id")).cloned();
+            assert_eq!(token, Some(json!(id)), "message of another request on stream {id}: {m}");
+        }
+    }
+
+    // Session B resuming with A's event id gets nothing of A's.
+    let mut b = srv.client();
+    b.initialize().await;
+    let last_a = ids.last().expect("an event id").clone();
+    let response = b.get_stream(&[("last-event-id", Some(&last_a))]).await;
+    let status = response.status().as_u16();
+    assert!(matches!(status, 200 | 400 | 404 | 405), "GET with a foreign Last-Event-ID: {status}");
+    if status == 200 {
+        let mut response = response;
+        let first = read_events(&mut response, 1).await;
+        assert!(first[0].data.is_empty(), "only a fresh priming event: {first:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_session_table_is_bounded() {
+    let mut config = standard();
+    config.sessions.max_sessions = 2;
+    let srv = start(config).await;
+    let mut one = srv.client();
+    one.initialize().await;
+    let mut two = srv.client();
+    two.initialize().await;
+    let r = srv.client().post(&initialize_body(1, LATEST)).await;
+    assert_eq!(r.status, 503, "third session: {}", r.describe());
+    assert!(r.header("mcp-session-id").is_none());
+    // Ending one frees a slot.
+    assert_eq!(one.delete(&[]).await.status, 204);
+    let r = srv.client().post(&initialize_body(1, LATEST)).await;
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(two.ping_ok().await, Ok(()));
 }

@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use mcproof_server::config::Quota;
 use reqwest::Method;
 use serde_json::{Value, json};
 

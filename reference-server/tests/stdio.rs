@@ -83,11 +83,9 @@ impl StdioServer {
     async fn finish(mut self) -> (Option<i32>, Vec<String>, String) {
         drop(self.stdin.take());
         let mut rest = Vec::new();
-        loop {
-            match tokio::time::timeout(TIMEOUT, self.stdout.next_line()).await.expect("stdout closes") {
-                Ok(Some(line)) => rest.push(line),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(line)) = tokio::time::timeout(TIMEOUT, self.stdout.next_line()).await.expect("stdout closes")
+        {
+            rest.push(line);
         }
         let status =
             tokio::time::timeout(TIMEOUT, self.child.wait()).await.expect("exit after stdin closes").expect("wait");

@@ -22,7 +22,7 @@ struct Pki {
     key: PathBuf,
 }
 
-fn pki() -> Pki {
+fn make_pki() -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, "mcproof test CA");
@@ -63,7 +63,7 @@ fn tls_client(pki: &Pki, addr: std::net::SocketAddr) -> reqwest::Client {
 #[tokio::test]
 async fn https_serves_mcp_with_hsts_on_every_response() {
     install_provider();
-    let pki = pki();
+    let pki = make_pki();
     let srv = start_tls(standard(), &pki.cert, &pki.key).await;
     let http = tls_client(&pki, srv.addr);
     let mut c = Mcp::new(http.clone(), &srv.url);
@@ -108,7 +108,7 @@ async fn https_serves_mcp_with_hsts_on_every_response() {
 #[tokio::test]
 async fn http2_is_negotiated_and_the_ip_name_verifies() {
     install_provider();
-    let pki = pki();
+    let pki = make_pki();
     let srv = start_tls(standard(), &pki.cert, &pki.key).await;
     let http = tls_client(&pki, srv.addr);
     let response = http
@@ -132,7 +132,7 @@ async fn http2_is_negotiated_and_the_ip_name_verifies() {
 #[tokio::test]
 async fn plain_http_and_untrusted_clients_fail() {
     install_provider();
-    let pki = pki();
+    let pki = make_pki();
     let srv = start_tls(standard(), &pki.cert, &pki.key).await;
     let plain_url = format!("http://127.0.0.1:{}/mcp", srv.addr.port());
     let outcome = http_client()
@@ -152,7 +152,7 @@ async fn plain_http_and_untrusted_clients_fail() {
     }
 
     // A client that does not trust the test CA cannot connect.
-    let other = pki();
+    let other = make_pki();
     let stranger = tls_client(&other, srv.addr);
     let outcome = stranger.post(&srv.url).body("{}").send().await;
     assert!(outcome.is_err(), "a certificate from an untrusted CA was accepted");
@@ -166,7 +166,7 @@ async fn plain_http_and_untrusted_clients_fail() {
 #[tokio::test]
 async fn the_binary_serves_https_with_the_given_pem_files() {
     install_provider();
-    let pki = pki();
+    let pki = make_pki();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcproof-server"))
         .args(["--listen", "127.0.0.1:0", "--tls-cert"])
         .arg(&pki.cert)

@@ -10,7 +10,8 @@ use std::path::Path;
 use common::*;
 use serde_json::{Value, json};
 
-const STANDARD_TOOLS: [&str; 6] = ["query_products", "read_file", "notes_create", "notes_list", "notes_delete", "fetch_document"];
+const STANDARD_TOOLS: [&str; 6] =
+    ["query_products", "read_file", "notes_create", "notes_list", "notes_delete", "fetch_document"];
 
 async fn session(srv: &TestServer) -> Mcp {
     let mut c = srv.client();
@@ -44,9 +45,13 @@ async fn tools_list_metadata_is_complete_and_strict() {
         failures.check(&format!("{name}: name syntax"), name_re.is_match(name), || name.to_owned());
         let description = tool["description"].as_str().unwrap_or_default();
         failures.check(&format!("{name}: description"), description.trim().len() >= 20, || description.to_owned());
-        failures.check(&format!("{name}: description is visible text"), !description.chars().any(invisible), || description.to_owned());
+        failures.check(&format!("{name}: description is visible text"), !description.chars().any(invisible), || {
+            description.to_owned()
+        });
         let schema = &tool["inputSchema"];
-        failures.check(&format!("{name}: inputSchema type object"), schema["type"] == json!("object"), || schema.to_string());
+        failures.check(&format!("{name}: inputSchema type object"), schema["type"] == json!("object"), || {
+            schema.to_string()
+        });
         failures.check(
             &format!("{name}: additionalProperties false"),
             schema["additionalProperties"] == json!(false),
@@ -55,7 +60,11 @@ async fn tools_list_metadata_is_complete_and_strict() {
         failures.record(&format!("{name}: inputSchema compiles as 2020-12"), compile(schema).map(|_| ()));
         if let Some(props) = schema["properties"].as_object() {
             for (prop, def) in props {
-                failures.check(&format!("{name}.{prop}: typed"), def.get("type").is_some() || def.get("enum").is_some(), || def.to_string());
+                failures.check(
+                    &format!("{name}.{prop}: typed"),
+                    def.get("type").is_some() || def.get("enum").is_some(),
+                    || def.to_string(),
+                );
                 if def["type"] == json!("string") {
                     failures.check(
                         &format!("{name}.{prop}: bounded string"),
@@ -66,7 +75,9 @@ async fn tools_list_metadata_is_complete_and_strict() {
             }
         }
         if let Some(output) = tool.get("outputSchema") {
-            failures.check(&format!("{name}: outputSchema type object"), output["type"] == json!("object"), || output.to_string());
+            failures.check(&format!("{name}: outputSchema type object"), output["type"] == json!("object"), || {
+                output.to_string()
+            });
             failures.record(&format!("{name}: outputSchema compiles"), compile(output).map(|_| ()));
         }
         let a = &tool["annotations"];
@@ -81,22 +92,30 @@ async fn tools_list_metadata_is_complete_and_strict() {
         if let Some(icons) = tool.get("icons").and_then(Value::as_array) {
             for icon in icons {
                 let src = icon["src"].as_str().unwrap_or_default();
-                failures.check(&format!("{name}: icon scheme"), src.starts_with("https:") || src.starts_with("data:image/"), || src.to_owned());
+                failures.check(
+                    &format!("{name}: icon scheme"),
+                    src.starts_with("https:") || src.starts_with("data:image/"),
+                    || src.to_owned(),
+                );
             }
         }
     }
-    let hints = |n: &str| tools.iter().find(|t| t["name"] == json!(n)).map(|t| t["annotations"].clone()).unwrap_or_default();
-    failures.check("query_products read-only", hints("query_products")["readOnlyHint"] == json!(true), || hints("query_products").to_string());
-    failures.check("notes_delete destructive", hints("notes_delete")["destructiveHint"] == json!(true), || hints("notes_delete").to_string());
-    failures.check("notes_create not read-only", hints("notes_create")["readOnlyHint"] == json!(false), || hints("notes_create").to_string());
+    let hints =
+        |n: &str| tools.iter().find(|t| t["name"] == json!(n)).map(|t| t["annotations"].clone()).unwrap_or_default();
+    failures.check("query_products read-only", hints("query_products")["readOnlyHint"] == json!(true), || {
+        hints("query_products").to_string()
+    });
+    failures.check("notes_delete destructive", hints("notes_delete")["destructiveHint"] == json!(true), || {
+        hints("notes_delete").to_string()
+    });
+    failures.check("notes_create not read-only", hints("notes_create")["readOnlyHint"] == json!(false), || {
+        hints("notes_create").to_string()
+    });
     failures.assert();
 }
 
 fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .build(schema)
-        .map_err(|e| format!("{e}"))
+    jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(schema).map_err(|e| format!("{e}"))
 }
 
 #[tokio::test]
@@ -160,8 +179,11 @@ async fn schema_violations_are_tool_errors_from_2025_11_25() {
         let ok = m.get("error").is_none() && result["isError"] == json!(true);
         failures.check(&format!("{name}: isError"), ok, || m.to_string());
         let text = result_text(result);
-        failures.check(&format!("{name}: actionable"), text.contains(word), || format!("message lacks {word:?}: {text:?}"));
-        failures.check(&format!("{name}: no structuredContent"), result.get("structuredContent").is_none(), || m.to_string());
+        failures
+            .check(&format!("{name}: actionable"), text.contains(word), || format!("message lacks {word:?}: {text:?}"));
+        failures.check(&format!("{name}: no structuredContent"), result.get("structuredContent").is_none(), || {
+            m.to_string()
+        });
     }
     // Nothing was created by the refused notes_create calls.
     let listed = c.call_tool_ok("notes_list", json!({})).await;
@@ -209,15 +231,22 @@ async fn sql_injection_in_query_products_returns_no_extra_rows() {
         let m = c.call_tool("query_products", json!({ "name_contains": payload, "limit": 50 })).await;
         let result = &m["result"];
         let got = rows(result).len();
-        failures.check(&format!("{payload:?}: rows"), got == expected && result["isError"] == json!(false), || m.to_string());
+        failures.check(&format!("{payload:?}: rows"), got == expected && result["isError"] == json!(false), || {
+            m.to_string()
+        });
         let text = m.to_string().to_ascii_lowercase();
         for leak in ["sqlite_master", "select ", "syntax error", "near \"", "no such"] {
-            failures.check(&format!("{payload:?}: no SQL text ({leak})"), !text.contains(leak) || payload.to_ascii_lowercase().contains(leak.trim()), || m.to_string());
+            failures.check(
+                &format!("{payload:?}: no SQL text ({leak})"),
+                !text.contains(leak) || payload.to_ascii_lowercase().contains(leak.trim()),
+                || m.to_string(),
+            );
         }
     }
     // `%` and `_` are literal.
     let m = c.call_tool_ok("query_products", json!({ "name_contains": "%", "columns": ["name"] })).await;
-    failures.check("% matches literally", rows(&m) == vec![json!({ "name": "100% cotton tea towel" })], || m.to_string());
+    failures
+        .check("% matches literally", rows(&m) == vec![json!({ "name": "100% cotton tea towel" })], || m.to_string());
     // The table is intact.
     let after = c.call_tool_ok("query_products", json!({ "limit": 50 })).await;
     failures.check("table intact", rows(&after).len() == total, || after.to_string());
@@ -299,8 +328,16 @@ async fn read_file_stays_in_the_sandbox_and_hides_its_location() {
         let result = &m["result"];
         failures.check(&format!("{path:?}: isError"), result["isError"] == json!(true), || m.to_string());
         let text = m.to_string();
-        failures.check(&format!("{path:?}: no secret"), !text.contains("TOP SECRET") && !text.contains("root:x:0"), || text.clone());
-        failures.check(&format!("{path:?}: sandbox path hidden"), !mentions_path(&text, &sandbox.root()) && !mentions_path(&text, sandbox.dir.path()), || text.clone());
+        failures.check(
+            &format!("{path:?}: no secret"),
+            !text.contains("TOP SECRET") && !text.contains("root:x:0"),
+            || text.clone(),
+        );
+        failures.check(
+            &format!("{path:?}: sandbox path hidden"),
+            !mentions_path(&text, &sandbox.root()) && !mentions_path(&text, sandbox.dir.path()),
+            || text.clone(),
+        );
         failures.check(&format!("{path:?}: no internals"), leaks_internals(&text).is_none(), || text.clone());
     }
     failures.assert();
@@ -318,7 +355,8 @@ async fn fetch_document_output_is_sanitized_and_flagged() {
         let text = result_text(&result);
         let all = result.to_string();
         failures.check(&format!("{id}: no invisible characters"), !all.chars().any(invisible), || {
-            let found: Vec<String> = all.chars().filter(|c| invisible(*c)).map(|c| format!("U+{:04X}", c as u32)).collect();
+            let found: Vec<String> =
+                all.chars().filter(|c| invisible(*c)).map(|c| format!("U+{:04X}", c as u32)).collect();
             format!("{found:?}")
         });
         failures.check(&format!("{id}: no AWS key"), !all.contains("AKIAIOSFODNN7EXAMPLE"), || text.clone());

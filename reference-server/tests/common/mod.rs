@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-pub use mcproof_server::config::{Config, Profile, Quota};
+pub use mcproof_server::config::{Config, Profile};
 use mcproof_server::http::listener::{self, ConnLimits};
 use mcproof_server::server::McpServer;
 use reqwest::Method;
@@ -358,7 +358,14 @@ impl Mcp {
     /// `initialize` with `version`; stores the session id and negotiated version, sends
     /// `notifications/initialized`, and returns the `InitializeResult`.
     pub async fn initialize_version(&mut self, version: &str) -> Value {
-        let reply = self.post(&initialize_body(self.next_id(), version)).await;
+        self.initialize_with(version, json!({})).await
+    }
+
+    /// `initialize` declaring the client `capabilities` (e.g. `{"sampling":{}}`).
+    pub async fn initialize_with(&mut self, version: &str, capabilities: Value) -> Value {
+        let mut body = initialize_body(self.next_id(), version);
+        body["params"]["capabilities"] = capabilities;
+        let reply = self.post(&body).await;
         assert_eq!(reply.status, 200, "initialize: {}", reply.describe());
         let session =
             reply.header("mcp-session-id").unwrap_or_else(|| panic!("no Mcp-Session-Id: {}", reply.describe()));
@@ -478,6 +485,67 @@ impl Failures {
             self.failures.join("\n  - ")
         );
     }
+}
+
+/// Sends one raw HTTP/1.1 request (for what reqwest will not send, e.g. no `Accept` at all:
+/// reqwest adds `Accept: */*`). `head` is the request line and headers without the final blank
+/// line; `Connection: close` and `Content-Length` are added. Returns the parsed reply.
+pub async fn raw_http(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect within the timeout")
+        .expect("connect");
+    let mut request =
+        format!("{}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", head.trim_end(), body.len()).into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).await.expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
+        .await
+        .expect("reply within the timeout")
+        .expect("read reply");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end: {:?}", String::from_utf8_lossy(&raw)));
+    let head_text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head_text.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head_text}"));
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':')
+            && let (Ok(n), Ok(v)) = (
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(value.trim()),
+            )
+        {
+            headers.append(n, v);
+        }
+    }
+    let mut body = raw[split + 4..].to_vec();
+    if headers.get("transfer-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked")) {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
 }
 
 /// Whether a string could have come from a stack trace or internal path.
