@@ -337,6 +337,15 @@ impl McpServer {
             .cloned();
         let principal = &session.principal;
         let Some((tool, validator)) = self.inner.tools.find(&name, principal) else {
+            if let Some(tier) = self.inner.tools.required_tier(&name) {
+                self.inner.audit.record(AuditEvent::AuthDecision {
+                    principal: principal.id.clone(),
+                    action: format!("tools/call {name}"),
+                    allowed: false,
+                    reason: format!("requires the {tier:?} tier").to_lowercase(),
+                });
+            }
+            // A hidden tool and a missing one get the same answer: no existence oracle.
             return Handled::err(id, &ErrorObject::invalid_params("Unknown tool"));
         };
         let tool_name = tool.spec().name.clone();

@@ -185,6 +185,12 @@ impl ToolRegistry {
         principal.may(tool.spec().tier).then_some((tool, validator))
     }
 
+    /// The tier a tool requires, whoever asks: for auditing refusals, never for answering callers.
+    pub fn required_tier(&self, name: &str) -> Option<Tier> {
+        let (tool, _) = self.tools.get(*self.by_name.get(name)?)?;
+        Some(tool.spec().tier)
+    }
+
     pub fn len(&self) -> usize {
         self.tools.len()
     }

@@ -434,8 +434,20 @@ async fn get_opens_one_event_stream_per_session() {
 
     let second = Reply::read(c.get_stream(&[]).await).await;
     assert_eq!(second.status, 409, "second concurrent GET: {}", second.describe());
-    // POSTs still work while the stream is open.
+    // POSTs still work while the stream is open, and their answers do not appear on it (HT-13).
     assert_eq!(c.ping_ok().await, Ok(()));
+    let m = c.request("tools/list", json!({})).await;
+    assert!(m.get("result").is_some());
+    match tokio::time::timeout(std::time::Duration::from_millis(300), stream.chunk()).await {
+        Err(_) => {}
+        Ok(chunk) => {
+            let text = chunk.ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            assert!(
+                !text.contains("\"result\"") && !text.contains("\"error\""),
+                "a response on the GET stream: {text:?}"
+            );
+        }
+    }
     drop(stream);
 
     let r = Reply::read(c.get_stream(&[("mcp-session-id", None)]).await).await;
