@@ -313,8 +313,13 @@ fn bad_inputs() -> Vec<Case> {
             .with("mcp-protocol-version", Some("banana")),
         Case::post("version canary", rpc(json!(1), "ping", json!({})), 400, None)
             .with("mcp-protocol-version", Some(canary)),
-        Case::post("version mismatch", rpc(json!(1), "ping", json!({})), 400, None)
-            .with("mcp-protocol-version", Some("2025-03-26")),
+        Case::post(
+            "batch under an older version header",
+            json!([{ "jsonrpc": "2.0", "id": 1, "method": canary }]).to_string(),
+            400,
+            Some(-32600),
+        )
+        .with("mcp-protocol-version", Some("2025-03-26")),
         Case::post("foreign Origin", rpc(json!(1), "ping", json!({})), 403, None)
             .with("origin", Some("http://evil.example")),
         Case::post("Origin null", rpc(json!(1), "ping", json!({})), 403, None).with("origin", Some("null")),

@@ -84,7 +84,11 @@ pub async fn check_host_and_origin(State(state): State<AppState>, request: Reque
             Ok(o) if state.origins.origin_allowed(o) => Some(value.clone()),
             _ => {
                 tracing::warn!("refused request with a foreign Origin header");
-                return jsonrpc_error(StatusCode::FORBIDDEN, None, -32600, "Origin not allowed");
+                // The spec's shape for this refusal: a JSON-RPC error with no id member at all.
+                let body = serde_json::json!({ "jsonrpc": "2.0", "error": { "code": -32600, "message": "Origin not allowed" } });
+                let mut response = (StatusCode::FORBIDDEN, body.to_string()).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return response;
             }
         },
     };

@@ -80,6 +80,8 @@ pub fn standalone_stream(session: Arc<Session>, mut messages: mpsc::Receiver<Val
                     },
                     _ = keepalive.tick() => Bytes::from_static(b": keep-alive\n\n"),
                     () = session.closed() => break,
+                    // The client went away: give the stream back to the session at once.
+                    () = tx.closed() => break,
                 };
                 if tx.send(chunk).await.is_err() {
                     break;
