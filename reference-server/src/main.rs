@@ -286,15 +286,15 @@ fn verify_audit(file: &std::path::Path, expect_last_hash: Option<&str>) -> ExitC
     };
     match mcproof_server::audit::verify(std::io::BufReader::new(f)) {
         Ok(summary) => {
-            if let Some(expected) = expect_last_hash {
-                if !summary.last_hash.eq_ignore_ascii_case(expected) {
-                    println!(
-                        "audit log {}: chain intact over {} lines, but it does not end with the expected hash (truncated?)",
-                        file.display(),
-                        summary.lines
-                    );
-                    return ExitCode::FAILURE;
-                }
+            if let Some(expected) = expect_last_hash
+                && !summary.last_hash.eq_ignore_ascii_case(expected)
+            {
+                println!(
+                    "audit log {}: chain intact over {} lines, but it does not end with the expected hash (truncated?)",
+                    file.display(),
+                    summary.lines
+                );
+                return ExitCode::FAILURE;
             }
             println!("audit log {}: OK, {} lines, last hash {}", file.display(), summary.lines, summary.last_hash);
             ExitCode::SUCCESS
