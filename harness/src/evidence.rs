@@ -58,7 +58,11 @@ pub fn redact_header(name: &str, value: &str) -> String {
         };
     }
     if lower == "mcp-session-id" && value.len() > 12 {
-        return format!("{}…[{} chars]", &value[..value.char_indices().nth(8).map_or(value.len(), |(i, _)| i)], value.len());
+        return format!(
+            "{}…[{} chars]",
+            &value[..value.char_indices().nth(8).map_or(value.len(), |(i, _)| i)],
+            value.len()
+        );
     }
     redact_text(value)
 }
@@ -112,7 +116,8 @@ mod tests {
         assert_eq!(redact_header("X-API-Key", "mcp_sk_abcdefghijklmnopqrstuvwxyz"), "[REDACTED]");
         let sid = redact_header("Mcp-Session-Id", "qxL1FL0rOc1soo0tH8Pee4A9d565qVJrSN1qRTPh3kg");
         assert!(sid.starts_with("qxL1FL0r") && !sid.contains("RTPh3kg"));
-        let body = r#"{"access_token":"s3cr3t-value","jwt":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlMTIz"}"#;
+        let body =
+            r#"{"access_token":"s3cr3t-value","jwt":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlMTIz"}"#;
         let red = redact_text(body);
         assert!(!red.contains("s3cr3t-value") && !red.contains("eyJzdWIi"), "{red}");
         assert!(redact_text("key AKIAIOSFODNN7EXAMPLE here").contains("[REDACTED]"));

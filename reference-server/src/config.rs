@@ -39,6 +39,9 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// Authentication policy.
     pub auth: AuthPolicy,
+    /// Fault switches (only with the `faults` feature; never from a file).
+    #[serde(skip)]
+    pub faults: crate::faults::Faults,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             sandbox_dir: None,
             audit_log: None,
             auth: AuthPolicy::Public,
+            faults: crate::faults::Faults::default(),
         }
     }
 }

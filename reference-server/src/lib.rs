@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod conformance;
+pub mod faults;
 pub mod http;
 pub mod jsonrpc;
 pub mod protocol;

@@ -103,6 +103,15 @@ struct ServeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Disable one control to prove the harness can see it missing; repeatable. Only in builds
+    /// with the `faults` feature, never in release builds.
+    #[cfg(feature = "faults")]
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
+    /// List the fault switches and exit.
+    #[cfg(feature = "faults")]
+    #[arg(long)]
+    list_faults: bool,
 }
 
 fn parse_rate_limit(s: &str) -> Result<(String, Quota), String> {
@@ -164,6 +173,10 @@ impl ServeArgs {
                 }
             }
         }
+        #[cfg(feature = "faults")]
+        {
+            config.faults = mcproof_server::faults::Faults::from_names(&self.faults)?;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -185,6 +198,13 @@ fn main() -> ExitCode {
         return verify_audit(&file, expect_last_hash.as_deref());
     }
     let args = cli.serve;
+    #[cfg(feature = "faults")]
+    if args.list_faults {
+        for (name, what) in mcproof_server::faults::KNOWN {
+            println!("{name:24} {what}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let config = match args.config() {
         Ok(config) => config,
         Err(e) => {

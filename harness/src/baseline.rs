@@ -1,0 +1,1 @@
+//! Baselines of accepted findings (being written).

@@ -1,0 +1,8 @@
+//! Checks of the `lifecycle` area (being written).
+
+use crate::check::Check;
+
+/// The checks of this area.
+pub fn checks() -> Vec<Check> {
+    Vec::new()
+}
