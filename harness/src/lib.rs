@@ -15,6 +15,7 @@ pub mod grade;
 pub mod probe;
 pub mod report;
 pub mod runner;
+pub mod serve;
 pub mod target;
 
 /// The protocol revisions the harness knows about, newest first.

@@ -1,12 +1,477 @@
-//! The `mcproof` command line. Not yet functional: see the crate documentation.
+//! The `mcproof` command line: scan an MCP server, list and explain checks, write baselines.
+//!
+//! Exit codes: 0 nothing at or above `--fail-on` failed; 1 something did (or a baseline entry
+//! went stale); 2 usage or configuration error; 3 the target is unreachable or not MCP.
 
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mcproof::baseline::Baseline;
+use mcproof::check::{Level, Status};
+use mcproof::checks::catalogue;
+use mcproof::probe::{ConnectError, Probe, ScanOptions};
+use mcproof::report::{Format, REPORT_SCHEMA, Report, Summary, ToolInfo, render, rfc3339};
+use mcproof::runner::{CheckResult, Filter};
+use mcproof::target::{HttpTarget, StdioTarget, Target};
+
+/// The baseline applied when scanning the embedded reference server.
+const EMBEDDED_BASELINE: &str = include_str!("../baselines/embedded.toml");
+
+/// Prove, with evidence, whether an MCP server is secure.
+#[derive(Debug, Parser)]
+#[command(name = "mcproof", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan an MCP server (Streamable HTTP URL, or a stdio command after `--`). With no
+    /// target, starts the embedded reference server on 127.0.0.1 and scans it.
+    Scan(ScanArgs),
+    /// Scan and write a baseline that accepts every current FAIL, WARN and ERROR.
+    Baseline {
+        #[command(flatten)]
+        scan: ScanArgs,
+        /// Where to write the baseline.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+        /// The reason recorded for every entry (edit each one afterwards).
+        #[arg(long, default_value = "accepted when the baseline was created; review")]
+        reason: String,
+    },
+    /// List the check catalogue.
+    Checks {
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Explain one check: its rule, source, level and remediation.
+    Explain {
+        /// A check id, e.g. transport/origin-forbidden.
+        id: String,
+    },
+    /// Run the embedded reference server (for tests of stdio targets).
+    #[command(name = "__serve-reference", hide = true)]
+    ServeReference {
+        #[arg(long)]
+        stdio: bool,
+        #[arg(long = "fault")]
+        faults: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum FailOn {
+    Must,
+    Should,
+    BestPractice,
+    Never,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// The MCP endpoint URL (http:// or https://). Omit it to scan the embedded reference
+    /// server; give a command after `--` to scan a stdio server.
+    target: Option<String>,
+    /// The stdio server command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    /// Extra HTTP header `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Bearer token sent as `Authorization: Bearer …` (prefer the environment variable).
+    #[arg(long, env = "MCPROOF_BEARER", hide_env_values = true, value_name = "TOKEN")]
+    bearer: Option<String>,
+    /// API key sent as `X-API-Key` (prefer the environment variable).
+    #[arg(long, env = "MCPROOF_API_KEY", hide_env_values = true, value_name = "KEY")]
+    api_key: Option<String>,
+    /// PEM file with a client certificate and key (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    client_cert: Option<PathBuf>,
+    /// PEM file with an extra CA certificate to trust.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate (verification is on by default).
+    #[arg(long)]
+    insecure_tls: bool,
+    /// Environment variable `NAME=VALUE` for a stdio server; repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Working directory for a stdio server.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Seconds a stdio server may take to answer `initialize`.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    startup_timeout: u64,
+    /// Seconds allowed for each exchange.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+    /// Seconds allowed for each check.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    check_timeout: u64,
+    /// Checks run at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Run only this check (id or `area/*`); repeatable.
+    #[arg(long = "check", value_name = "ID")]
+    checks: Vec<String>,
+    /// Skip this check (id or `area/*`); repeatable.
+    #[arg(long = "skip", value_name = "ID")]
+    skips: Vec<String>,
+    /// Run only checks of this area; repeatable.
+    #[arg(long = "area", value_name = "AREA")]
+    areas: Vec<String>,
+    /// Run only checks at or above this level (must, should, best-practice).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    level: Option<Level>,
+    /// Run passive checks only (no malformed or unusual requests).
+    #[arg(long)]
+    passive: bool,
+    /// Also run destructive checks (bursts, tools with side effects).
+    #[arg(long)]
+    destructive: bool,
+    /// Seed for generated probes (default: random; always recorded in the report).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// What goes to stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Also write a report: FORMAT=PATH (e.g. sarif=out.sarif); repeatable.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    reports: Vec<(Format, PathBuf)>,
+    /// Accepted findings (strict both ways: unlisted failures and stale entries both fail).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Exit 1 when a check at or above this level fails.
+    #[arg(long, value_enum, default_value = "must")]
+    fail_on: FailOn,
+    /// No colour (also off for NO_COLOR and when stdout is not a terminal).
+    #[arg(long)]
+    no_color: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Level::parse(s).ok_or_else(|| format!("unknown level `{s}`: use must, should or best-practice"))
+}
+
+fn parse_report(s: &str) -> Result<(Format, PathBuf), String> {
+    let (format, path) = s.split_once('=').ok_or("expected FORMAT=PATH, e.g. sarif=out.sarif")?;
+    let format = Format::parse(format)
+        .ok_or_else(|| format!("unknown format `{format}`: use text, json, sarif, junit, markdown or html"))?;
+    if path.is_empty() {
+        return Err("empty PATH".into());
+    }
+    Ok((format, PathBuf::from(path)))
+}
+
+/// How a run ended, mapped to the documented exit codes.
+enum Failure {
+    Usage(anyhow::Error),
+    Unreachable(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "mcproof: the scanner is not built yet (known revisions: {}). \
-         Run the reference server with `cargo run -p mcproof-server -- --help`.",
-        mcproof::KNOWN_REVISIONS.join(", ")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcproof: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.command {
+        Command::Scan(args) => runtime.block_on(scan(args, None)),
+        Command::Baseline { scan: args, output, reason } => runtime.block_on(scan(args, Some((output, reason)))),
+        Command::Checks { format } => list(format).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
+        Command::Explain { id } => explain(&id).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
+        Command::ServeReference { stdio: _, faults } => {
+            runtime.block_on(mcproof::serve::serve_stdio(&faults)).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage)
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("mcproof: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("mcproof: error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
+    match (&args.target, args.command.is_empty()) {
+        (Some(_), false) => bail!("give either a URL or a command after `--`, not both"),
+        (None, true) => Ok(None),
+        (None, false) => {
+            let mut env = Vec::new();
+            for pair in &args.env {
+                let (k, v) = pair.split_once('=').ok_or_else(|| anyhow!("--env expects NAME=VALUE, got `{pair}`"))?;
+                env.push((k.to_owned(), v.to_owned()));
+            }
+            Ok(Some(Target::Stdio(StdioTarget {
+                command: args.command[0].clone(),
+                args: args.command[1..].to_vec(),
+                env,
+                cwd: args.cwd.clone(),
+                startup_timeout: Duration::from_secs(args.startup_timeout),
+            })))
+        }
+        (Some(url), true) => {
+            let url = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                bail!("the target URL must be http:// or https:// (for stdio servers put the command after `--`)");
+            }
+            let mut target = HttpTarget::new(url);
+            for h in &args.headers {
+                let (name, value) = h.split_once(':').ok_or_else(|| anyhow!("--header expects `Name: value`"))?;
+                let name = name.trim();
+                if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    bail!("--header: `{name}` is not a valid header name");
+                }
+                target.headers.push((name.to_owned(), value.trim().to_owned()));
+            }
+            target.bearer = args.bearer.clone();
+            target.api_key = args.api_key.clone();
+            target.client_cert = args.client_cert.clone();
+            target.ca_cert = args.ca_cert.clone();
+            target.insecure_tls = args.insecure_tls;
+            Ok(Some(Target::Http(target)))
+        }
+    }
+}
+
+async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Result<ExitCode, Failure> {
+    let started = Instant::now();
+    let started_at = rfc3339(SystemTime::now());
+    let all = catalogue();
+    let filter = Filter {
+        only: args.checks.clone(),
+        skip: args.skips.clone(),
+        areas: args.areas.clone(),
+        min_level: args.level,
+    };
+    let unknown = filter.unknown_patterns(&all);
+    if !unknown.is_empty() {
+        return Err(Failure::Usage(anyhow!("no check matches: {} (see `mcproof checks`)", unknown.join(", "))));
+    }
+    let explicit = target_of(&args)?;
+    let baseline = match (&args.baseline, explicit.is_none()) {
+        (Some(path), _) => Some(Baseline::load(path).with_context(|| format!("baseline {}", path.display()))?),
+        (None, true) if write_baseline.is_none() => {
+            Some(Baseline::parse(EMBEDDED_BASELINE).context("the embedded reference server's baseline")?)
+        }
+        (None, _) => None,
+    };
+    for (_, path) in &args.reports {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(Failure::Usage(anyhow!("report directory {} does not exist", dir.display())));
+        }
+    }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut options = ScanOptions {
+        active: !args.passive,
+        destructive: args.destructive,
+        seed,
+        check_timeout: Duration::from_secs(args.check_timeout.max(1)),
+        concurrency: args.concurrency.clamp(1, 64),
+        ..ScanOptions::default()
+    };
+    options.limits.timeout = Duration::from_secs(args.timeout.max(1));
+
+    let embedded = match &explicit {
+        Some(_) => None,
+        None => Some(mcproof::serve::start_embedded(&[]).await.context("cannot start the embedded reference server")?),
+    };
+    let target = match (explicit, &embedded) {
+        (Some(t), _) => t,
+        (None, Some(e)) => Target::Http(HttpTarget::new(e.url.clone())),
+        (None, None) => unreachable_target(),
+    };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    if !args.quiet {
+        eprintln!("mcproof: scanning {}{}", target.describe(), if embedded.is_some() { " (embedded reference server)" } else { "" });
+    }
+    let probe = Probe::connect(target, options).await.map_err(|e| match e {
+        ConnectError::Config(_) => Failure::Usage(e.into()),
+        other => Failure::Unreachable(other.into()),
+    })?;
+    let checks: Vec<_> = all.into_iter().filter(|c| filter.selects(c)).collect();
+    let total = checks.len();
+    let mut done = 0usize;
+    let mut results = mcproof::runner::run(&probe, &checks, |r: &CheckResult| {
+        done += 1;
+        if show_progress {
+            let width = 30;
+            let filled = width * done / total.max(1);
+            eprint!("\r[{}{}] {done}/{total} {:<48}", "#".repeat(filled), " ".repeat(width - filled), truncate(&r.id, 48));
+            let _ = std::io::stderr().flush();
+        }
+    })
+    .await;
+    if show_progress {
+        eprint!("\r{:<90}\r", "");
+    }
+
+    let stale = match baseline {
+        Some(mut b) => {
+            // Entries for checks this run did not select say nothing; typos (unknown ids) still count.
+            let catalogue_ids: Vec<&str> = catalogue().iter().map(|c| c.info.id).collect();
+            b.entries.retain(|e| checks.iter().any(|c| c.info.id == e.check) || !catalogue_ids.contains(&e.check.as_str()));
+            b.apply(&mut results).stale
+        }
+        None => Vec::new(),
+    };
+    let (score, grade) = mcproof::grade::score(&results);
+    let report = Report {
+        schema: REPORT_SCHEMA.into(),
+        tool: ToolInfo::default(),
+        target: probe.target.describe(),
+        transport: probe.target.transport(),
+        negotiated_version: probe.version().to_owned(),
+        server_info: probe.inventory.init_result.get("serverInfo").cloned().unwrap_or_default(),
+        started_at,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        seed,
+        summary: Summary::of(&results),
+        score,
+        grade,
+        results,
+    };
+    drop(embedded);
+
+    if let Some((path, reason)) = write_baseline {
+        let b = Baseline::from_results(&report.results, &reason);
+        std::fs::write(&path, b.to_toml()).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("mcproof: wrote {} entries to {}", b.entries.len(), path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (format, path) in &args.reports {
+        std::fs::write(path, render(&report, *format, false)).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let color = args.format == Format::Text
+        && !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(render(&report, args.format, color).as_bytes());
+    let _ = stdout.flush();
+
+    let gate: Vec<&CheckResult> = report
+        .results
+        .iter()
+        .filter(|r| r.status == Status::Fail && r.accepted.is_none() && at_or_above(r.level, args.fail_on))
+        .collect();
+    for s in &stale {
+        eprintln!("mcproof: stale baseline entry: {s}");
+    }
+    if !args.quiet {
+        eprintln!(
+            "mcproof: grade {:?} ({}), {} failing at or above --fail-on, {} stale baseline entries, {:.1} s",
+            report.grade,
+            report.score,
+            gate.len(),
+            stale.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if gate.is_empty() && stale.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The embedded target always exists when no explicit one was given.
+fn unreachable_target() -> ! {
+    unreachable!("no target and no embedded server")
+}
+
+fn at_or_above(level: Level, fail_on: FailOn) -> bool {
+    match fail_on {
+        FailOn::Never => false,
+        FailOn::Must => level >= Level::Must,
+        FailOn::Should => level >= Level::Should,
+        FailOn::BestPractice => true,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+fn list(format: ListFormat) -> anyhow::Result<()> {
+    let all = catalogue();
+    let mut out = String::new();
+    match format {
+        ListFormat::Json => {
+            let infos: Vec<_> = all.iter().map(|c| &c.info).collect();
+            out = serde_json::to_string_pretty(&infos)?;
+            out.push('\n');
+        }
+        ListFormat::Markdown => {
+            out.push_str("| id | level | kind | weight | title | source |\n|---|---|---|---|---|---|\n");
+            for c in &all {
+                let i = &c.info;
+                out.push_str(&format!(
+                    "| `{}` | {} | {:?} | {} | {} | {} |\n",
+                    i.id,
+                    i.level,
+                    i.kind,
+                    i.weight,
+                    i.title.replace('|', "\\|"),
+                    i.source.replace('|', "\\|")
+                ));
+            }
+        }
+        ListFormat::Table => {
+            let w = all.iter().map(|c| c.info.id.len()).max().unwrap_or(10);
+            out.push_str(&format!("{:w$}  {:13}  {:11}  TITLE\n", "ID", "LEVEL", "KIND"));
+            for c in &all {
+                let i = &c.info;
+                out.push_str(&format!("{:w$}  {:13}  {:11}  {}\n", i.id, i.level.as_str(), format!("{:?}", i.kind).to_lowercase(), i.title));
+            }
+            out.push_str(&format!("\n{} checks\n", all.len()));
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn explain(id: &str) -> anyhow::Result<()> {
+    let Some(check) = mcproof::checks::find(id) else {
+        let near: Vec<_> = catalogue().into_iter().map(|c| c.info.id).filter(|c| c.contains(id) || id.contains(c.split('/').next().unwrap_or(""))).take(5).collect();
+        if near.is_empty() {
+            bail!("no check `{id}` (see `mcproof checks`)");
+        }
+        bail!("no check `{id}`; did you mean: {}", near.join(", "));
+    };
+    let i = &check.info;
+    let transports: Vec<_> = i.transports.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
+    println!("{}  —  {}\n", i.id, i.title);
+    println!("level:       {}\nweight:      {}\nkind:        {:?}\nsource:      {}", i.level, i.weight, i.kind, i.source);
+    println!("revisions:   {}\ntransports:  {}\n", i.revisions.join(", "), transports.join(", "));
+    println!("what it checks:\n  {}\n\nhow to fix a failure:\n  {}", i.description, i.remediation);
+    Ok(())
 }

@@ -80,8 +80,12 @@ fn generic_error(status: StatusCode, message: &str) -> Response {
     json_response(status, &json!({ "error": message }))
 }
 
-async fn not_found(uri: Uri) -> Response {
+async fn not_found(State(state): State<AppState>, uri: Uri) -> Response {
     tracing::debug!(path = %crate::server::truncate(uri.path(), 128), "404");
+    if state.server.config().faults.is_on("error-sanitization") {
+        let trace = "Error: no route matched\n    at Router::route (/home/mcproof/reference-server/src/http.rs:87:5)\n    at serve (/home/mcproof/reference-server/src/http/listener.rs:42:9)\n";
+        return (StatusCode::NOT_FOUND, trace).into_response();
+    }
     generic_error(StatusCode::NOT_FOUND, "Not Found")
 }
 
@@ -157,8 +161,31 @@ fn session_for(
     headers: &HeaderMap,
     id: Option<&Id>,
 ) -> Result<(Arc<Session>, ProtocolVersion), Response> {
-    let header_version = version_header(headers)?;
+    let faults = &state.server.config().faults;
+    // Fault `version-header-check`: invalid or unsupported values are ignored.
+    let header_version = match version_header(headers) {
+        Err(_) if faults.is_on("version-header-check") => None,
+        r => r?,
+    };
+    // Fault `version-header-fallback`: a missing header is refused instead of tolerated.
+    if header_version.is_none() && !headers.contains_key(VERSION_HEADER) && faults.is_on("version-header-fallback") {
+        return Err(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            jsonrpc::INVALID_REQUEST,
+            "Missing MCP-Protocol-Version",
+        ));
+    }
+    // Faults `session-required` and `session-unknown-accepted`: a throwaway session is made up.
+    let throwaway = || {
+        let principal = state.server.config().auth.principal(headers);
+        let version = header_version.unwrap_or(ProtocolVersion::LATEST);
+        Ok((Arc::new(Session::new(version, principal, json!({}))), version))
+    };
     let Some(session_id) = header_str(headers, SESSION_HEADER) else {
+        if faults.is_on("session-required") {
+            return throwaway();
+        }
         return Err(jsonrpc_error(
             StatusCode::BAD_REQUEST,
             id,
@@ -166,8 +193,15 @@ fn session_for(
             "Missing Mcp-Session-Id header",
         ));
     };
-    let not_found = || jsonrpc_error(StatusCode::NOT_FOUND, id, -32001, "Session not found");
-    let session = state.server.sessions().get(session_id).ok_or_else(not_found)?;
+    // Fault `unknown-session-404`: unknown and ended sessions get 400.
+    let status = if faults.is_on("unknown-session-404") { StatusCode::BAD_REQUEST } else { StatusCode::NOT_FOUND };
+    let not_found = || jsonrpc_error(status, id, -32001, "Session not found");
+    let Some(session) = state.server.sessions().get(session_id) else {
+        if faults.is_on("session-unknown-accepted") {
+            return throwaway();
+        }
+        return Err(not_found());
+    };
     // A session is bound to the principal that created it; anyone else cannot tell it exists.
     if state.server.config().auth.principal(headers) != session.principal {
         return Err(not_found());
@@ -189,7 +223,12 @@ fn session_for(
 }
 
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
-    let max = state.server.config().limits.max_body_bytes;
+    // Fault `body-limit`: bodies of any size are read.
+    let max = if state.server.config().faults.is_on("body-limit") {
+        usize::MAX
+    } else {
+        state.server.config().limits.max_body_bytes
+    };
     let too_large =
         || jsonrpc_error(StatusCode::PAYLOAD_TOO_LARGE, None, jsonrpc::INVALID_REQUEST, "Request body too large");
     if header_str(headers, header::CONTENT_LENGTH.as_str())
@@ -229,6 +268,7 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
     }
     let header_version = match version_header(&headers) {
         Ok(v) => v,
+        Err(_) if state.server.config().faults.is_on("version-header-check") => None,
         Err(response) => return response,
     };
     let bytes = match read_body(&state, &headers, body).await {
@@ -240,9 +280,23 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
     let session_version =
         header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
     let version = session_version.or(header_version).unwrap_or(ProtocolVersion::V2025_03_26);
-    let incoming = match jsonrpc::parse(&bytes, state.server.parse_limits(), version.allows_batches()) {
+    let faults = &state.server.config().faults;
+    // Fault `null-id-rejection`: a null id is read as the string "null", so the request is served.
+    let bytes = match std::str::from_utf8(&bytes) {
+        Ok(text) if faults.is_on("null-id-rejection") => Bytes::from(text.replace("\"id\":null", "\"id\":\"null\"")),
+        _ => bytes,
+    };
+    // Fault `batch-rejection`: batches are accepted whatever the revision.
+    let allow_batch = version.allows_batches() || faults.is_on("batch-rejection");
+    let incoming = match jsonrpc::parse(&bytes, state.server.parse_limits(), allow_batch) {
         Ok(incoming) => incoming,
-        Err(rejection) => return json_response(StatusCode::BAD_REQUEST, &rejection.to_response()),
+        Err(mut rejection) => {
+            // Fault `parse-error-code`: malformed JSON gets -32603 instead of -32700.
+            if rejection.error.code == jsonrpc::PARSE_ERROR && faults.is_on("parse-error-code") {
+                rejection.error.code = jsonrpc::INTERNAL_ERROR;
+            }
+            return json_response(StatusCode::BAD_REQUEST, &rejection.to_response());
+        }
     };
     match incoming {
         Incoming::Single(Message::Request(req)) if req.method == "initialize" => initialize(&state, &headers, req),
@@ -283,6 +337,18 @@ fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> R
         Ok(done) => done,
         Err(error) => return json_response(StatusCode::OK, &jsonrpc::error_response(Some(&req.id), &error)),
     };
+    // Fault `session-fixation`: the id the client sent is adopted.
+    let session =
+        match header_str(headers, SESSION_HEADER).filter(|_| state.server.config().faults.is_on("session-fixation")) {
+            Some(chosen) => match Arc::try_unwrap(session) {
+                Ok(mut s) => {
+                    s.id = chosen.to_owned();
+                    Arc::new(s)
+                }
+                Err(s) => s,
+            },
+            None => session,
+        };
     if state.server.start_session(&session).is_err() {
         return jsonrpc_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -307,6 +373,10 @@ async fn handle_message(
     match message {
         Message::Notification(n) => {
             state.server.handle_notification(&session, &n);
+            // Fault `notification-202`: the notification is answered with 200 and a JSON-RPC body.
+            if state.server.config().faults.is_on("notification-202") {
+                return json_response(StatusCode::OK, &json!({ "jsonrpc": "2.0", "id": null, "result": {} }));
+            }
             StatusCode::ACCEPTED.into_response()
         }
         Message::Response(r) => {
@@ -342,6 +412,11 @@ async fn request(state: &AppState, session: Arc<Session>, version: ProtocolVersi
                     *response.body_mut() = Body::from(handled.response.to_string());
                     response
                 }
+                // Fault `response-content-type`: the JSON answer is labelled text/plain.
+                None if state.server.config().faults.is_on("response-content-type") => {
+                    let plain = [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))];
+                    (StatusCode::OK, plain, handled.response.to_string()).into_response()
+                }
                 None => json_response(StatusCode::OK, &handled.response),
             },
             Err(_) => {
@@ -349,7 +424,13 @@ async fn request(state: &AppState, session: Arc<Session>, version: ProtocolVersi
                 jsonrpc_error(StatusCode::INTERNAL_SERVER_ERROR, None, jsonrpc::INTERNAL_ERROR, "Internal error")
             }
         },
-        Some(first) = rx.recv() => sse::request_stream(session, first, rx, task),
+        Some(first) = rx.recv() => {
+            // Fault `sse-event-ids`: every stream numbers its events from 1.
+            if state.server.config().faults.is_on("sse-event-ids") {
+                session.restart_event_ids();
+            }
+            sse::request_stream(session, first, rx, task)
+        }
     }
 }
 
@@ -398,6 +479,15 @@ async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response 
         Ok(found) => found,
         Err(response) => return response,
     };
+    let faults = &state.server.config().faults;
+    // Fault `get-stream`: a JSON body instead of an SSE stream or 405.
+    if faults.is_on("get-stream") {
+        return json_response(StatusCode::OK, &json!({ "jsonrpc": "2.0", "id": null, "result": {} }));
+    }
+    // Fault `sse-event-ids`: every stream numbers its events from 1.
+    if faults.is_on("sse-event-ids") {
+        session.restart_event_ids();
+    }
     match session.take_standalone() {
         Some(rx) => sse::standalone_stream(session, rx),
         None => jsonrpc_error(StatusCode::CONFLICT, None, jsonrpc::INVALID_REQUEST, "Only one GET stream per session"),
@@ -409,7 +499,10 @@ async fn delete_mcp(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Ok(found) => found,
         Err(response) => return response,
     };
-    state.server.end_session(&session, "deleted by client");
+    // Fault `session-delete`: the answer says ended, the session lives on.
+    if !state.server.config().faults.is_on("session-delete") {
+        state.server.end_session(&session, "deleted by client");
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 

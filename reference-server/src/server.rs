@@ -159,6 +159,12 @@ impl McpServer {
     /// The capabilities this server declares: only what it implements.
     pub fn capabilities(&self) -> Value {
         let mut caps = json!({ "tools": { "listChanged": false }, "logging": {} });
+        // Fault `honest-capabilities`: tools are served but not declared.
+        if self.inner.config.faults.is_on("honest-capabilities")
+            && let Some(c) = caps.as_object_mut()
+        {
+            c.remove("tools");
+        }
         if self.inner.fixtures.is_some() {
             caps["resources"] = json!({ "subscribe": true, "listChanged": false });
             caps["prompts"] = json!({ "listChanged": false });
@@ -186,13 +192,24 @@ impl McpServer {
         }
         // A supported version is echoed; anything else gets our latest (the client may then disconnect).
         let version = ProtocolVersion::parse(requested).unwrap_or(ProtocolVersion::LATEST);
-        let session = Arc::new(Session::new(version, principal, capabilities));
-        let result = json!({
+        // Fault `version-negotiation`: always 2025-03-26, whatever was asked.
+        let version =
+            if self.config().faults.is_on("version-negotiation") { ProtocolVersion::V2025_03_26 } else { version };
+        let mut session = Session::new(version, principal, capabilities);
+        if let Some(id) = crate::session::faulty_session_id(&self.config().faults) {
+            session.id = id;
+        }
+        let session = Arc::new(session);
+        let mut result = json!({
             "protocolVersion": version.as_str(),
             "capabilities": self.capabilities(),
             "serverInfo": { "name": "mcproof-server", "title": "mcproof reference secure MCP server", "version": env!("CARGO_PKG_VERSION") },
             "instructions": INSTRUCTIONS,
         });
+        // Fault `version-fallback`: an unsupported requested version is echoed back.
+        if self.config().faults.is_on("version-fallback") && ProtocolVersion::parse(requested).is_none() {
+            result["protocolVersion"] = json!(requested);
+        }
         Ok((session, result))
     }
 
@@ -244,6 +261,11 @@ impl McpServer {
         version: ProtocolVersion,
     ) -> Handled {
         let id = req.id.clone();
+        // Fault `id-type-echo`: numeric ids come back as strings.
+        let id = match id {
+            Id::Number(n) if self.inner.config.faults.is_on("id-type-echo") => Id::String(n.to_string()),
+            id => id,
+        };
         let params = req.params.unwrap_or_else(|| json!({}));
         let Value::Object(params) = params else {
             return Handled::err(&id, &ErrorObject::invalid_params("params must be an object"));
@@ -256,18 +278,32 @@ impl McpServer {
             "logging/setLevel" => set_log_level(session, &params),
             method => self.fixture_method(session, method, &params),
         };
+        let faults = &self.inner.config.faults;
         match result {
             Ok(value) => Handled::ok(&id, value),
+            // Fault `method-not-found-code`: unknown methods get -32603.
+            Err(e) if e.code == jsonrpc::METHOD_NOT_FOUND && faults.is_on("method-not-found-code") => {
+                Handled::err(&id, &ErrorObject::internal())
+            }
+            // Fault `response-shape`: error responses also carry "result": null.
+            Err(error) if faults.is_on("response-shape") => {
+                let mut handled = Handled::err(&id, &error);
+                handled.response["result"] = Value::Null;
+                handled
+            }
             Err(error) => Handled::err(&id, &error),
         }
     }
 
     fn tools_list(&self, session: &Session, params: &Map<String, Value>) -> Result<Value, ErrorObject> {
-        if params.contains_key("cursor") {
+        // Fault `invalid-cursor`: garbage cursors are ignored and the list served.
+        if params.contains_key("cursor") && !self.inner.config.faults.is_on("invalid-cursor") {
             // Everything fits on one page, so no cursor was ever issued.
             return Err(ErrorObject::invalid_params("Invalid cursor"));
         }
-        let tools: Vec<Value> = self.inner.tools.visible_to(&session.principal).map(|t| t.spec().to_json()).collect();
+        let mut tools: Vec<Value> =
+            self.inner.tools.visible_to(&session.principal).map(|t| t.spec().to_json()).collect();
+        metadata_faults(&self.inner.config.faults, &mut tools);
         Ok(json!({ "tools": tools }))
     }
 
@@ -323,6 +359,10 @@ impl McpServer {
         version: ProtocolVersion,
     ) -> Handled {
         let Some(Value::String(name)) = params.remove("name") else {
+            // Fault `invalid-params-code`: a missing name becomes a tool error (a result).
+            if self.inner.config.faults.is_on("invalid-params-code") {
+                return Handled::ok(id, output_to_result(ToolOutput::error("tools/call needs a string `name`")));
+            }
             return Handled::err(id, &ErrorObject::invalid_params("tools/call needs a string `name`"));
         };
         let args = match params.remove("arguments") {
@@ -346,6 +386,9 @@ impl McpServer {
                 });
             }
             // A hidden tool and a missing one get the same answer: no existence oracle.
+            if self.inner.config.faults.is_on("unknown-tool-error") {
+                return Handled::ok(id, output_to_result(ToolOutput::error("Unknown tool")));
+            }
             return Handled::err(id, &ErrorObject::invalid_params("Unknown tool"));
         };
         let tool_name = tool.spec().name.clone();
@@ -369,7 +412,15 @@ impl McpServer {
                 arg_names,
                 problems: problems.len(),
             });
-            let message = format!("Invalid arguments for tool `{tool_name}`: {}", problems.join("; "));
+            let mut message = format!("Invalid arguments for tool `{tool_name}`: {}", problems.join("; "));
+            let faults = &self.inner.config.faults;
+            // Faults `canary-echo` and `error-sanitization`: the offending values (and internals) are echoed.
+            if faults.is_on("canary-echo") || faults.is_on("error-sanitization") {
+                message.push_str(&format!(" (received {})", truncate(&instance.to_string(), 300)));
+            }
+            if faults.is_on("error-sanitization") {
+                message.push_str("\nthread 'tokio-runtime-worker' panicked at reference-server/src/tools/query.rs:42:9 (/home/mcproof/reference-server/src/schema.rs)");
+            }
             if version.validation_errors_are_tool_errors() {
                 return Handled::ok(id, output_to_result(ToolOutput::error(message)));
             }
@@ -389,7 +440,11 @@ impl McpServer {
             Ok(Err(ToolError::Internal(detail))) => {
                 tracing::error!(tool = %tool_name, %detail, "tool failed");
                 (
-                    ToolOutput::error("The tool failed because of an internal error; it has been logged."),
+                    if self.inner.config.faults.is_on("error-sanitization") {
+                        ToolOutput::error(format!("internal error: {detail} at reference-server/src/tools/query.rs:42"))
+                    } else {
+                        ToolOutput::error("The tool failed because of an internal error; it has been logged.")
+                    },
                     "internal_error",
                 )
             }
@@ -404,6 +459,28 @@ impl McpServer {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });
         Handled::ok(id, output_to_result(output))
+    }
+}
+
+/// Fault switches that corrupt published tool metadata (`tools/list`), one control each.
+fn metadata_faults(faults: &crate::faults::Faults, tools: &mut [Value]) {
+    let Some(first) = tools.first_mut() else { return };
+    if faults.is_on("tool-schema") {
+        first["inputSchema"]["type"] = json!("string");
+    }
+    if faults.is_on("tool-names") {
+        first["name"] = json!("query products");
+    }
+    if faults.is_on("tool-description") {
+        first["description"] = json!("");
+    }
+    if faults.is_on("icon-uris") {
+        first["icons"] = json!([{ "src": "javascript:alert(document.domain)", "mimeType": "image/png" }]);
+    }
+    if faults.is_on("annotations")
+        && let Some(t) = tools.iter_mut().find(|t| t["annotations"]["destructiveHint"] == json!(true))
+    {
+        t["annotations"]["readOnlyHint"] = json!(true);
     }
 }
 

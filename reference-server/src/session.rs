@@ -25,6 +25,16 @@ pub fn new_session_id() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The session id the fault switches `session-entropy` (sequential, guessable ids) and
+/// `session-id-charset` (a space inside the id) ask for; `None` when neither is on.
+pub fn faulty_session_id(faults: &crate::faults::Faults) -> Option<String> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    if faults.is_on("session-entropy") {
+        return Some(format!("session-{:08}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    }
+    faults.is_on("session-id-charset").then(|| format!("sid {}", new_session_id()))
+}
+
 /// A short, non-reversible label for logs and the audit trail: session ids are bearer
 /// secrets within their principal, so they are never written out whole.
 pub fn session_label(id: &str) -> String {
@@ -170,6 +180,11 @@ impl Session {
     /// A new SSE event id, unique across every stream of this session.
     pub fn next_event_id(&self) -> String {
         format!("{}", self.next_event_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Restarts event numbering (fault `sse-event-ids` only: ids then repeat across streams).
+    pub fn restart_event_ids(&self) {
+        self.next_event_id.store(1, Ordering::Relaxed);
     }
 
     /// Delivers a client's response to a request this session sent. Returns false if no such

@@ -59,11 +59,21 @@ where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    // Fault `stdio-clean-stdout`: a log line on stdout, where only MCP messages belong.
+    if server.config().faults.is_on("stdio-clean-stdout") {
+        output.write_all(b"mcproof-server: listening on stdio\n").await?;
+    }
+    // Fault `stdio-framing`: tool results are pretty-printed, spreading them over several lines.
+    let pretty = server.config().faults.is_on("stdio-framing");
     let (out_tx, mut out_rx) = mpsc::channel::<Value>(64);
     let writer = tokio::spawn(async move {
         while let Some(message) = out_rx.recv().await {
             // serde_json's compact form never contains a raw newline.
-            let mut line = message.to_string().into_bytes();
+            let mut line = if pretty && message.get("result").is_some_and(|r| r.get("content").is_some()) {
+                serde_json::to_string_pretty(&message).unwrap_or_default().into_bytes()
+            } else {
+                message.to_string().into_bytes()
+            };
             line.push(b'\n');
             if output.write_all(&line).await.is_err() || output.flush().await.is_err() {
                 break;
@@ -82,9 +92,23 @@ where
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let allow_batch = session.as_ref().is_some_and(|s| s.protocol_version.allows_batches());
+        let faults = &server.config().faults;
+        // Fault `null-id-rejection`: a null id is read as the string "null", so the request is served.
+        let line = match std::str::from_utf8(&line) {
+            Ok(text) if faults.is_on("null-id-rejection") => {
+                text.replace("\"id\":null", "\"id\":\"null\"").into_bytes()
+            }
+            _ => line,
+        };
+        // Fault `batch-rejection`: batches are accepted whatever the revision.
+        let allow_batch =
+            session.as_ref().is_some_and(|s| s.protocol_version.allows_batches()) || faults.is_on("batch-rejection");
         let messages = match jsonrpc::parse(&line, server.parse_limits(), allow_batch) {
-            Err(rejection) => {
+            Err(mut rejection) => {
+                // Fault `parse-error-code`: malformed JSON gets -32603 instead of -32700.
+                if rejection.error.code == jsonrpc::PARSE_ERROR && faults.is_on("parse-error-code") {
+                    rejection.error.code = jsonrpc::INTERNAL_ERROR;
+                }
                 let _ = out_tx.send(rejection.to_response()).await;
                 continue;
             }
@@ -143,6 +167,11 @@ async fn dispatch(
             let _ = out.send(reply).await;
         }
         Message::Request(req) => {
+            // Fault `initialize-first`: requests before initialize get a throwaway session.
+            if session.is_none() && server.config().faults.is_on("initialize-first") {
+                let fake = Session::new(ProtocolVersion::LATEST, Principal::anonymous(), serde_json::json!({}));
+                *session = Some(Arc::new(fake));
+            }
             let Some(s) = session.clone() else {
                 let reply = if req.method == "ping" {
                     jsonrpc::result_response(&req.id, serde_json::json!({}))

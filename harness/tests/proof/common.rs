@@ -23,6 +23,9 @@ pub enum Broken {
     /// A wiremock (or other) stand-in; returns the target to scan. The secure run uses the
     /// reference server over HTTP.
     Mock(&'static str, fn() -> BoxFuture<'static, Stand>),
+    /// Both targets given (for a control the reference server does not have yet, the secure
+    /// side is a stand-in too): what, the broken target, the secure target.
+    Stands(&'static str, fn() -> BoxFuture<'static, Stand>, fn() -> BoxFuture<'static, Stand>),
 }
 
 /// A stand-in target and whatever must stay alive while it is scanned.
@@ -36,6 +39,7 @@ impl fmt::Display for Broken {
         match self {
             Broken::Fault(n) | Broken::TlsFault(n) | Broken::StdioFault(n) => write!(f, "fault {n}"),
             Broken::Mock(what, _) => write!(f, "mock: {what}"),
+            Broken::Stands(what, _, _) => write!(f, "stand-ins: {what}"),
         }
     }
 }
@@ -61,6 +65,16 @@ impl Case {
 
     pub fn mock(check: &'static str, what: &'static str, make: fn() -> BoxFuture<'static, Stand>) -> Self {
         Self { check, broken: Broken::Mock(what, make) }
+    }
+
+    /// Both the broken and the secure target are given (see [`Broken::Stands`]).
+    pub fn stands(
+        check: &'static str,
+        what: &'static str,
+        broken: fn() -> BoxFuture<'static, Stand>,
+        secure: fn() -> BoxFuture<'static, Stand>,
+    ) -> Self {
+        Self { check, broken: Broken::Stands(what, broken, secure) }
     }
 }
 
@@ -190,6 +204,15 @@ pub async fn run_case(check: &Check, case: &Case) -> Outcome {
             drop(stand.keep);
             let secure_server = start(&[], false).await;
             Outcome { broken, secure: run_on(check, http_target(&secure_server)).await }
+        }
+        Broken::Stands(_, make_broken, make_secure) => {
+            let stand = make_broken().await;
+            let broken = run_on(check, stand.target.clone()).await;
+            drop(stand.keep);
+            let stand = make_secure().await;
+            let secure = run_on(check, stand.target.clone()).await;
+            drop(stand.keep);
+            Outcome { broken, secure }
         }
     }
 }

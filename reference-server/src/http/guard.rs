@@ -73,6 +73,8 @@ pub async fn check_host_and_origin(State(state): State<AppState>, request: Reque
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
     match host {
         Some(h) if state.origins.host_allowed(h) => {}
+        // Fault `host-check`: any Host is served (no DNS-rebinding guard).
+        Some(_) if state.server.config().faults.is_on("host-check") => {}
         _ => {
             tracing::warn!("refused request with a foreign Host header");
             return jsonrpc_error(StatusCode::MISDIRECTED_REQUEST, None, -32600, "Invalid Host header");
@@ -82,6 +84,9 @@ pub async fn check_host_and_origin(State(state): State<AppState>, request: Reque
         None => None,
         Some(value) => match value.to_str() {
             Ok(o) if state.origins.origin_allowed(o) => Some(value.clone()),
+            // Faults `origin-check` (any Origin is served) and `origin-null` (the opaque `null` is).
+            Ok(_) if state.server.config().faults.is_on("origin-check") => None,
+            Ok("null") if state.server.config().faults.is_on("origin-null") => None,
             _ => {
                 tracing::warn!("refused request with a foreign Origin header");
                 // The spec's shape for this refusal: a JSON-RPC error with no id member at all.
@@ -136,21 +141,51 @@ fn add_cors(h: &mut HeaderMap, origin: HeaderValue) {
 
 /// Headers every response carries, whatever produced it.
 pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+    let faults = &state.server.config().faults;
+    // Fault `cors-policy`: a wildcard CORS policy (with credentials) for any Origin, preflights included.
+    let wildcard_cors = faults.is_on("cors-policy") && request.headers().contains_key(header::ORIGIN);
+    let wildcard_preflight = wildcard_cors
+        && request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response =
+        if wildcard_preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
     let h = response.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    if !faults.is_on("header-nosniff") {
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
+    if !faults.is_on("header-frame-options") {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    if !faults.is_on("header-csp") {
+        let csp = if faults.is_on("header-frame-options") {
+            "default-src 'none'"
+        } else {
+            "default-src 'none'; frame-ancestors 'none'"
+        };
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if state.tls {
+    if state.tls && !faults.is_on("header-hsts") {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
     }
     h.remove(header::SERVER);
     h.remove(HeaderName::from_static("x-powered-by"));
+    if faults.is_on("server-header") {
+        h.insert(header::SERVER, HeaderValue::from_static(concat!("mcproof-server/", env!("CARGO_PKG_VERSION"))));
+        h.insert(HeaderName::from_static("x-powered-by"), HeaderValue::from_static("axum/0.8.9"));
+    }
+    if wildcard_cors {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        if wildcard_preflight {
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+        }
+    }
     response
 }
 
