@@ -315,7 +315,11 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     if !args.quiet {
-        eprintln!("mcproof: scanning {}{}", target.describe(), if embedded.is_some() { " (embedded reference server)" } else { "" });
+        eprintln!(
+            "mcproof: scanning {}{}",
+            target.describe(),
+            if embedded.is_some() { " (embedded reference server)" } else { "" }
+        );
     }
     let probe = Probe::connect(target, options).await.map_err(|e| match e {
         ConnectError::Config(_) => Failure::Usage(e.into()),
@@ -329,7 +333,12 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         if show_progress {
             let width = 30;
             let filled = width * done / total.max(1);
-            eprint!("\r[{}{}] {done}/{total} {:<48}", "#".repeat(filled), " ".repeat(width - filled), truncate(&r.id, 48));
+            eprint!(
+                "\r[{}{}] {done}/{total} {:<48}",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                truncate(&r.id, 48)
+            );
             let _ = std::io::stderr().flush();
         }
     })
@@ -342,7 +351,8 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         Some(mut b) => {
             // Entries for checks this run did not select say nothing; typos (unknown ids) still count.
             let catalogue_ids: Vec<&str> = catalogue().iter().map(|c| c.info.id).collect();
-            b.entries.retain(|e| checks.iter().any(|c| c.info.id == e.check) || !catalogue_ids.contains(&e.check.as_str()));
+            b.entries
+                .retain(|e| checks.iter().any(|c| c.info.id == e.check) || !catalogue_ids.contains(&e.check.as_str()));
             b.apply(&mut results).stale
         }
         None => Vec::new(),
@@ -372,7 +382,8 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         return Ok(ExitCode::SUCCESS);
     }
     for (format, path) in &args.reports {
-        std::fs::write(path, render(&report, *format, false)).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, render(&report, *format, false))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let color = args.format == Format::Text
         && !args.no_color
@@ -450,7 +461,13 @@ fn list(format: ListFormat) -> anyhow::Result<()> {
             out.push_str(&format!("{:w$}  {:13}  {:11}  TITLE\n", "ID", "LEVEL", "KIND"));
             for c in &all {
                 let i = &c.info;
-                out.push_str(&format!("{:w$}  {:13}  {:11}  {}\n", i.id, i.level.as_str(), format!("{:?}", i.kind).to_lowercase(), i.title));
+                out.push_str(&format!(
+                    "{:w$}  {:13}  {:11}  {}\n",
+                    i.id,
+                    i.level.as_str(),
+                    format!("{:?}", i.kind).to_lowercase(),
+                    i.title
+                ));
             }
             out.push_str(&format!("\n{} checks\n", all.len()));
         }
@@ -461,7 +478,12 @@ fn list(format: ListFormat) -> anyhow::Result<()> {
 
 fn explain(id: &str) -> anyhow::Result<()> {
     let Some(check) = mcproof::checks::find(id) else {
-        let near: Vec<_> = catalogue().into_iter().map(|c| c.info.id).filter(|c| c.contains(id) || id.contains(c.split('/').next().unwrap_or(""))).take(5).collect();
+        let near: Vec<_> = catalogue()
+            .into_iter()
+            .map(|c| c.info.id)
+            .filter(|c| c.contains(id) || id.contains(c.split('/').next().unwrap_or("")))
+            .take(5)
+            .collect();
         if near.is_empty() {
             bail!("no check `{id}` (see `mcproof checks`)");
         }
@@ -470,7 +492,10 @@ fn explain(id: &str) -> anyhow::Result<()> {
     let i = &check.info;
     let transports: Vec<_> = i.transports.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
     println!("{}  —  {}\n", i.id, i.title);
-    println!("level:       {}\nweight:      {}\nkind:        {:?}\nsource:      {}", i.level, i.weight, i.kind, i.source);
+    println!(
+        "level:       {}\nweight:      {}\nkind:        {:?}\nsource:      {}",
+        i.level, i.weight, i.kind, i.source
+    );
     println!("revisions:   {}\ntransports:  {}\n", i.revisions.join(", "), transports.join(", "));
     println!("what it checks:\n  {}\n\nhow to fix a failure:\n  {}", i.description, i.remediation);
     Ok(())

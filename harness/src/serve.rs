@@ -24,9 +24,11 @@ impl Drop for Embedded {
 
 /// Starts the reference server (standard profile, secure defaults) on `127.0.0.1:0`.
 pub async fn start_embedded(faults: &[String]) -> anyhow::Result<Embedded> {
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.faults = Faults::from_names(faults)?;
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        faults: Faults::from_names(faults)?,
+        ..Config::default()
+    };
     let server = McpServer::new(config)?;
     let tcp = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = tcp.local_addr()?;
@@ -39,8 +41,7 @@ pub async fn start_embedded(faults: &[String]) -> anyhow::Result<Embedded> {
 
 /// Runs the embedded reference server on stdin/stdout until end of input.
 pub async fn serve_stdio(faults: &[String]) -> anyhow::Result<()> {
-    let mut config = Config::default();
-    config.faults = Faults::from_names(faults)?;
+    let config = Config { faults: Faults::from_names(faults)?, ..Config::default() };
     let server = McpServer::new(config)?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     mcproof_server::stdio::run(server, stdin, tokio::io::stdout()).await?;

@@ -483,7 +483,7 @@ async fn host_validated(p: &Probe) -> Verdict {
     .header("host", &own_host);
     let control = http.send(control).await;
     close_raw(http, &control).await;
-    if !control.response_to(&json!(control_id)).is_some_and(|m| m.get("result").is_some()) {
+    if control.response_to(&json!(control_id)).is_none_or(|m| m.get("result").is_none()) {
         return Verdict::error(format!(
             "the control initialize with the target's own Host header was not served ({}), so a refused foreign \
              Host would prove nothing",
