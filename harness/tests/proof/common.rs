@@ -100,9 +100,11 @@ impl Drop for Running {
 
 /// Starts the reference server on 127.0.0.1:0 with `faults`, optionally over TLS.
 pub async fn start(faults: &[&str], tls: bool) -> Running {
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.faults = Faults::from_names(faults).unwrap_or_else(|e| panic!("{e}"));
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        faults: Faults::from_names(faults).unwrap_or_else(|e| panic!("{e}")),
+        ..Config::default()
+    };
     let server = mcproof_server::server::McpServer::new(config).unwrap_or_else(|e| panic!("{e}"));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
