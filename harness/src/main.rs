@@ -223,6 +223,16 @@ fn main() -> ExitCode {
 }
 
 fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
+    // Validated whatever the target, so a malformed header is never silently ignored.
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (name, value) = h.split_once(':').ok_or_else(|| anyhow!("--header expects `Name: value`"))?;
+        let name = name.trim();
+        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            bail!("--header: `{name}` is not a valid header name");
+        }
+        headers.push((name.to_owned(), value.trim().to_owned()));
+    }
     match (&args.target, args.command.is_empty()) {
         (Some(_), false) => bail!("give either a URL or a command after `--`, not both"),
         (None, true) => Ok(None),
@@ -246,14 +256,7 @@ fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
                 bail!("the target URL must be http:// or https:// (for stdio servers put the command after `--`)");
             }
             let mut target = HttpTarget::new(url);
-            for h in &args.headers {
-                let (name, value) = h.split_once(':').ok_or_else(|| anyhow!("--header expects `Name: value`"))?;
-                let name = name.trim();
-                if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    bail!("--header: `{name}` is not a valid header name");
-                }
-                target.headers.push((name.to_owned(), value.trim().to_owned()));
-            }
+            target.headers = headers;
             target.bearer = args.bearer.clone();
             target.api_key = args.api_key.clone();
             target.client_cert = args.client_cert.clone();
