@@ -231,7 +231,15 @@ fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
         if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             bail!("--header: `{name}` is not a valid header name");
         }
+        if http::HeaderValue::from_str(value.trim()).is_err() {
+            bail!("--header: the value of `{name}` is not a valid header value");
+        }
         headers.push((name.to_owned(), value.trim().to_owned()));
+    }
+    for (flag, secret) in [("--bearer", &args.bearer), ("--api-key", &args.api_key)] {
+        if secret.as_deref().is_some_and(|s| http::HeaderValue::from_str(&format!("Bearer {s}")).is_err()) {
+            bail!("{flag}: the value is not a valid header value");
+        }
     }
     match (&args.target, args.command.is_empty()) {
         (Some(_), false) => bail!("give either a URL or a command after `--`, not both"),

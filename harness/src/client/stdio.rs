@@ -110,6 +110,7 @@ impl StdioClient {
             stderr: err_rx,
             command: self.target.command.clone(),
             timeout: self.limits.timeout,
+            startup: self.target.startup_timeout.max(self.limits.timeout),
             seen: Vec::new(),
         })
     }
@@ -124,6 +125,8 @@ pub struct StdioConn {
     stderr: mpsc::Receiver<String>,
     command: String,
     timeout: Duration,
+    /// How long `initialize` may take (servers started through npx or uvx can be slow).
+    startup: Duration,
     /// Every stdout line read so far, in order.
     pub seen: Vec<Line>,
 }
@@ -213,7 +216,9 @@ impl StdioConn {
     /// `initialize` then `notifications/initialized`.
     pub async fn initialize(&mut self, version: &str) -> StdioResponse {
         let body = super::http::initialize_body(0, version);
+        let usual = std::mem::replace(&mut self.timeout, self.startup);
         let response = self.exchange("initialize", body.to_string().as_bytes(), Some(&json!(0))).await;
+        self.timeout = usual;
         if response.response.as_ref().is_some_and(|r| r.get("result").is_some()) {
             let note = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
             let _ = self.write(note.to_string().as_bytes()).await;
