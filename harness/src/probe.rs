@@ -181,6 +181,13 @@ impl Probe {
         }
     }
 
+    /// `Some(why)` once the target has stopped answering (most HTTP requests time out without
+    /// a response); the runner then stops the scan's remaining checks instead of letting each
+    /// one wait out its timeouts.
+    pub fn stopped_answering(&self) -> Option<String> {
+        self.http.as_ref()?.health().stopped_answering(self.options.limits.timeout)
+    }
+
     /// The negotiated revision.
     pub fn version(&self) -> &str {
         &self.inventory.version

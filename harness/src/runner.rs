@@ -1,7 +1,7 @@
 //! Runs checks against a probe: filtered, concurrent where independent, each bounded in time,
 //! every result collected.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -94,12 +94,19 @@ pub async fn run_one(probe: &Probe, check: &Check) -> CheckResult {
         Verdict::skip("not enabled: active checks are off (--passive)")
     } else if info.kind == Kind::Destructive && !probe.options.destructive {
         Verdict::skip("not enabled: destructive check (use --destructive)")
+    } else if let Some(why) = probe.stopped_answering() {
+        Verdict::error(format!("not run: {why}"))
     } else {
-        match tokio::time::timeout(probe.options.check_timeout, (check.run)(probe)).await {
-            Ok(v) => v,
-            Err(_) => {
-                Verdict::error(format!("the check did not finish within {} s", probe.options.check_timeout.as_secs()))
-            }
+        let run = tokio::time::timeout(probe.options.check_timeout, (check.run)(probe));
+        tokio::select! {
+            outcome = run => match outcome {
+                Ok(v) => v,
+                Err(_) => Verdict::error(format!(
+                    "the check did not finish within {} s",
+                    probe.options.check_timeout.as_secs()
+                )),
+            },
+            why = stopped_answering(probe) => Verdict::error(format!("stopped: {why}")),
         }
     };
     CheckResult {
@@ -116,6 +123,16 @@ pub async fn run_one(probe: &Probe, check: &Check) -> CheckResult {
         evidence: verdict.evidence,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         accepted: None,
+    }
+}
+
+/// Resolves once the target has stopped answering (checked every 100 ms).
+async fn stopped_answering(probe: &Probe) -> String {
+    loop {
+        if let Some(why) = probe.stopped_answering() {
+            return why;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcproof");
 /// The watchdog kills a run that uses more memory than this (the harness reads at most 1 MiB
-/// per response; a debug build idles at a few tens of MiB).
-const RSS_LIMIT_KB: u64 = 400 * 1024;
+/// per response and queues a few such lines; a debug build idles at about 20 MiB).
+const RSS_LIMIT_KB: u64 = 200 * 1024;
 
 #[derive(Debug)]
 struct Run {
@@ -239,7 +239,12 @@ fn initialize_result(id: &Value) -> Vec<u8> {
 fn answer_initialize(stream: TcpStream, request: &Request) -> Option<TcpStream> {
     if request.method == "POST" && request.is_initialize() {
         let body = initialize_result(&request.json()["id"]);
-        respond(stream, "200 OK", &[("Content-Type", "application/json"), ("Mcp-Session-Id", "hostile-session-1")], &body);
+        respond(
+            stream,
+            "200 OK",
+            &[("Content-Type", "application/json"), ("Mcp-Session-Id", "hostile-session-1")],
+            &body,
+        );
         None
     } else {
         Some(stream)
@@ -298,7 +303,8 @@ fn not_http_at_all_exits_3() {
 #[test]
 fn endless_sse_without_a_response_exits_3() {
     let url = raw_server(|mut stream, _| {
-        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n");
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n");
         while stream.write_all(b": ping\n\n").and_then(|()| stream.flush()).is_ok() {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -322,9 +328,8 @@ fn endless_sse_line_without_newline_exits_3() {
 #[test]
 fn hundred_megabyte_body_is_read_only_to_the_limit() {
     let url = raw_server(|mut stream, _| {
-        let _ = stream.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n[",
-        );
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n[");
         let chunk = b"0,".repeat(32 * 1024);
         let mut sent = 1;
         while sent < 100 * 1024 * 1024 && stream.write_all(&chunk).is_ok() {
@@ -342,7 +347,9 @@ fn invalid_utf8_in_initialize_exits_3() {
     let url = raw_server(|stream, request| {
         let mut body = br#"{"jsonrpc":"2.0","id":"#.to_vec();
         body.extend_from_slice(request.json()["id"].to_string().as_bytes());
-        body.extend_from_slice(br#","result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":""#);
+        body.extend_from_slice(
+            br#","result":{"protocolVersion":"2025-11-25","capabilities":{},"serverInfo":{"name":""#,
+        );
         body.extend_from_slice(b"\xff\xfe\xc3\x28 \xed\xa0\x80");
         body.extend_from_slice(br#"","version":"1"}}}"#);
         respond(stream, "200 OK", &[("Content-Type", "application/json")], &body);
@@ -368,7 +375,10 @@ fn invalid_utf8_after_initialize_gives_a_clean_report() {
         let ct = if request.method == "GET" { "text/event-stream" } else { "application/json" };
         respond(stream, "200 OK", &[("Content-Type", ct)], &body);
     });
-    let run = mcproof(&["scan", &url, "--timeout", "3", "--check-timeout", "10", "--format", "json"], Duration::from_secs(45));
+    let run = mcproof(
+        &["scan", &url, "--timeout", "3", "--check-timeout", "10", "--format", "json"],
+        Duration::from_secs(45),
+    );
     run.no_panic();
     assert!(matches!(run.code, Some(0 | 1)), "{run:#?}");
     let report: Value = serde_json::from_str(&run.stdout).expect("a JSON report");
@@ -385,28 +395,97 @@ fn server_hanging_after_initialize_ends_with_a_report() {
             hang(stream);
         }
     });
+    // Without the runner noticing that the target stopped answering, this took about 50 s
+    // (every check waiting out its timeouts, 8 at a time), and minutes with the defaults.
     let run = mcproof(
         &["scan", &url, "--timeout", "2", "--check-timeout", "10", "--format", "json"],
         Duration::from_secs(40),
     );
     run.no_panic();
-    eprintln!("hanging server: {:?}, stderr:\n{}", run.elapsed, run.stderr);
+    run.within(Duration::from_secs(25));
     assert!(matches!(run.code, Some(0 | 1)), "{run:#?}");
     let report: Value = serde_json::from_str(&run.stdout).expect("a JSON report");
     let results = report["results"].as_array().expect("results");
     assert!(!results.is_empty());
     let troubled: Vec<&Value> = results.iter().filter(|r| r["status"] == "ERROR" || r["status"] == "FAIL").collect();
-    assert!(!troubled.is_empty(), "a target that never answers cannot pass everything");
+    assert!(troubled.len() * 2 > results.len(), "a target that never answers cannot pass: {results:#?}");
     for r in &troubled {
         assert!(!r["message"].as_str().unwrap_or("").is_empty(), "{} has no message", r["id"]);
     }
+    assert!(
+        results.iter().any(|r| r["message"].as_str().is_some_and(|m| m.contains("stopped answering"))),
+        "the report says the target stopped answering"
+    );
     for r in results {
         assert!(r["duration_ms"].as_u64().unwrap_or(0) <= 10_500, "{} ran past --check-timeout: {r}", r["id"]);
     }
 }
 
+/// The server goes away after answering `initialize`: every later request is refused at once.
+#[test]
+fn server_gone_after_initialize_ends_with_a_report() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept()
+            && let Some(request) = read_request(&mut stream)
+        {
+            answer_initialize(stream, &request);
+        }
+        // The listener is dropped here: the port refuses connections from now on.
+    });
+    let run = mcproof(&["scan", &url, "--timeout", "3", "--format", "json"], Duration::from_secs(40));
+    run.no_panic();
+    run.within(Duration::from_secs(25));
+    assert!(matches!(run.code, Some(0 | 1)), "{run:#?}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("a JSON report");
+    let results = report["results"].as_array().expect("results");
+    eprintln!("{:?}: {}", run.elapsed, report["summary"]);
+    assert!(results.iter().any(|r| r["status"] == "ERROR" || r["status"] == "FAIL"), "{results:#?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // stdio targets.
+
+/// A stdio server that answers `initialize` (echoing its numeric id) and nothing else.
+const STDIO_INITIALIZE_ONLY: &str = r#"while IFS= read -r line; do
+  case "$line" in
+    *'"method":"initialize"'*)
+      id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9][0-9]*\).*/\1/p')
+      printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"mute","version":"1"}}}\n' "${id:-0}"
+      ;;
+  esac
+done"#;
+
+#[test]
+fn stdio_server_answering_only_initialize_ends_with_a_report() {
+    let run = mcproof(
+        &[
+            "scan",
+            "--timeout",
+            "2",
+            "--check-timeout",
+            "10",
+            "--format",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            STDIO_INITIALIZE_ONLY,
+        ],
+        Duration::from_secs(45),
+    );
+    run.no_panic();
+    run.within(Duration::from_secs(30));
+    assert!(matches!(run.code, Some(0 | 1)), "{run:#?}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("a JSON report");
+    let results = report["results"].as_array().expect("results");
+    eprintln!("{:?}: {}", run.elapsed, report["summary"]);
+    assert!(results.iter().any(|r| r["status"] == "ERROR" || r["status"] == "FAIL"), "{results:#?}");
+    for r in results {
+        assert!(r["duration_ms"].as_u64().unwrap_or(0) <= 10_500, "{} ran past --check-timeout: {r}", r["id"]);
+    }
+}
 
 #[test]
 fn stdio_child_exiting_at_once_exits_3() {
@@ -423,35 +502,71 @@ fn stdio_command_not_found_exits_3() {
 #[test]
 fn stdio_child_that_never_answers_is_killed() {
     let secs = format!("60.{}", std::process::id());
-    let run = mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sleep", &secs], Duration::from_secs(20));
+    let run =
+        mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sleep", &secs], Duration::from_secs(20));
     run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     assert!(processes_running(&["sleep", &secs]).is_empty(), "the child was left running");
 }
 
+/// `--startup-timeout` governs `initialize` (never less than `--timeout`): a server that takes
+/// two seconds to start is scanned with `--timeout 1 --startup-timeout 10`, and is unreachable
+/// with `--startup-timeout 1`.
 #[test]
-fn stdio_startup_timeout_bounds_initialize() {
-    let secs = format!("61.{}", std::process::id());
-    let run = mcproof(&["scan", "--startup-timeout", "2", "--", "sleep", &secs], Duration::from_secs(25));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(8));
-    assert!(processes_running(&["sleep", &secs]).is_empty(), "the child was left running");
+fn stdio_startup_timeout_governs_initialize() {
+    let slow = format!("sleep 2; exec '{BIN}' __serve-reference --stdio");
+    let run = mcproof(
+        &[
+            "scan",
+            "-q",
+            "--timeout",
+            "1",
+            "--startup-timeout",
+            "10",
+            "--format",
+            "json",
+            "--area",
+            "lifecycle",
+            "--",
+            "sh",
+            "-c",
+            &slow,
+        ],
+        Duration::from_secs(40),
+    );
+    run.no_panic();
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let run = mcproof(
+        &["scan", "--timeout", "1", "--startup-timeout", "1", "--", "sh", "-c", &slow],
+        Duration::from_secs(20),
+    );
+    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
 fn stdio_child_swallowing_input_exits_3() {
-    let run = mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sh", "-c", "cat >/dev/null"], Duration::from_secs(20));
+    let run = mcproof(
+        &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sh", "-c", "cat >/dev/null"],
+        Duration::from_secs(20),
+    );
     run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
 fn stdio_child_flooding_lines_stays_bounded() {
-    let run = mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "yes", "not json"], Duration::from_secs(20));
+    let run = mcproof(
+        &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "yes", "not json"],
+        Duration::from_secs(20),
+    );
     run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     eprintln!("peak RSS {} KiB", run.peak_rss_kb);
 }
 
 #[test]
 fn stdio_child_writing_an_endless_line_stays_bounded() {
-    let run = mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "cat", "/dev/zero"], Duration::from_secs(20));
+    let run = mcproof(
+        &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "cat", "/dev/zero"],
+        Duration::from_secs(20),
+    );
     run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     eprintln!("peak RSS {} KiB", run.peak_rss_kb);
 }

@@ -101,7 +101,10 @@ fn run_bin(bin: &str, args: &[&str], limit: Duration) -> Run {
             let _ = child.kill();
             let _ = child.wait();
             let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-            panic!("watchdog: `mcproof {}` still running after {limit:?}; killed it\nstderr:\n{stderr}", args.join(" "));
+            panic!(
+                "watchdog: `mcproof {}` still running after {limit:?}; killed it\nstderr:\n{stderr}",
+                args.join(" ")
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -190,12 +193,12 @@ fn scan_without_target_as_json() {
 fn every_report_format_is_written() {
     let dir = tempdir();
     let path = |name: &str| dir.path().join(name);
-    let (sarif, junit, json, md, html) =
-        (path("r.sarif"), path("r.xml"), path("r.json"), path("r.md"), path("r.html"));
-    let specs: Vec<String> = [("sarif", &sarif), ("junit", &junit), ("json", &json), ("markdown", &md), ("html", &html)]
-        .iter()
-        .map(|(f, p)| format!("{f}={}", p.display()))
-        .collect();
+    let (sarif, junit, json, md, html) = (path("r.sarif"), path("r.xml"), path("r.json"), path("r.md"), path("r.html"));
+    let specs: Vec<String> =
+        [("sarif", &sarif), ("junit", &junit), ("json", &json), ("markdown", &md), ("html", &html)]
+            .iter()
+            .map(|(f, p)| format!("{f}={}", p.display()))
+            .collect();
     let mut a = vec!["scan", "-q"];
     for s in &specs {
         a.extend(["--report", s.as_str()]);
@@ -251,8 +254,7 @@ fn baseline_accepts_what_it_lists_and_fails_when_stale() {
     assert!(text.contains("stdio/clean-stdout"), "baseline:\n{text}");
     assert!(run.stdout.is_empty(), "`baseline` prints no report: {}", run.stdout);
 
-    let run =
-        mcproof(&args(&["scan", "--format", "json", "--baseline", path_str(&file)], &faulty), SCAN_LIMIT);
+    let run = mcproof(&args(&["scan", "--format", "json", "--baseline", path_str(&file)], &faulty), SCAN_LIMIT);
     run.expect(0);
     let report = run.json();
     let clean = results(&report).iter().find(|r| r["id"] == "stdio/clean-stdout").expect("stdio/clean-stdout ran");
@@ -290,9 +292,17 @@ fn malformed_baselines_are_usage_errors() {
             "[[accept]]\ncheck = \"stdio/clean-stdout\"\nstatus = \"FAIL\"\nreason = \"r\"\nexpires = \"never\"\n",
             "expires",
         ),
-        ("empty-reason.toml", "[[accept]]\ncheck = \"stdio/clean-stdout\"\nstatus = \"FAIL\"\nreason = \"  \"\n", "reason"),
+        (
+            "empty-reason.toml",
+            "[[accept]]\ncheck = \"stdio/clean-stdout\"\nstatus = \"FAIL\"\nreason = \"  \"\n",
+            "reason",
+        ),
         ("not-toml.toml", "this is [not toml\n", "baseline"),
-        ("pass-status.toml", "[[accept]]\ncheck = \"stdio/clean-stdout\"\nstatus = \"PASS\"\nreason = \"r\"\n", "status"),
+        (
+            "pass-status.toml",
+            "[[accept]]\ncheck = \"stdio/clean-stdout\"\nstatus = \"PASS\"\nreason = \"r\"\n",
+            "status",
+        ),
     ];
     for (name, text, needle) in cases {
         let file = dir.path().join(name);
@@ -505,16 +515,7 @@ fn secrets_never_appear_in_any_output() {
         .map(|(f, p)| format!("{f}={}", p.display()))
         .collect();
     let header = format!("X-Api-Key: {KEY}");
-    let base = vec![
-        "scan",
-        url.as_str(),
-        "--bearer",
-        TOKEN,
-        "--header",
-        header.as_str(),
-        "--api-key",
-        API_KEY,
-    ];
+    let base = vec!["scan", url.as_str(), "--bearer", TOKEN, "--header", header.as_str(), "--api-key", API_KEY];
     let mut argv = args(&base, &["--format", "json"]);
     for s in &specs {
         argv.extend(["--report", s.as_str()]);

@@ -7,6 +7,7 @@
 
 mod proof {
     pub mod common;
+    pub mod lifecycle_extra;
     pub mod posture;
     pub mod protocol;
     pub mod tools;
@@ -35,6 +36,7 @@ async fn every_check_fails_when_its_control_is_broken_and_passes_on_the_referenc
         .chain(proof::transport::cases())
         .chain(proof::tools::cases())
         .chain(proof::posture::cases())
+        .chain(proof::lifecycle_extra::cases())
     {
         if let Some(old) = cases.insert(case.check, case) {
             problems.push(format!("{}: more than one proof case", old.check));

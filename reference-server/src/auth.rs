@@ -5,6 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod api_keys;
+pub mod jwks;
+pub mod jwt;
+pub mod pkce;
+pub mod policy;
+pub mod www_authenticate;
+
 /// Permission tiers, ordered from least to most privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

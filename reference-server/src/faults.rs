@@ -52,6 +52,8 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("icon-uris", "publish a tool icon with a javascript: URI"),
     ("canary-echo", "echo the offending argument values in validation messages"),
     ("invalid-cursor", "accept garbage tools/list cursors and serve the list"),
+    ("sampling-without-capability", "push a sampling/createMessage request onto every new session's GET stream"),
+    ("output-schema", "add a wrong-typed `count` to every tool's structuredContent (breaks its outputSchema)"),
 ];
 
 /// The set of faults switched on (always empty without the `faults` feature).

@@ -216,6 +216,14 @@ impl McpServer {
     /// Stores a session created by [`initialize`](Self::initialize) and audits it.
     pub fn start_session(&self, session: &Arc<Session>) -> Result<(), SessionError> {
         self.inner.sessions.insert(session.clone())?;
+        // Fault `sampling-without-capability`: a sampling request the client never declared support for.
+        if self.inner.config.faults.is_on("sampling-without-capability") {
+            let message = json!({ "role": "user", "content": { "type": "text", "text": "hi" } });
+            let params = json!({ "messages": [message], "maxTokens": 16 });
+            session.send_standalone(
+                json!({ "jsonrpc": "2.0", "id": "fault-sampling-1", "method": "sampling/createMessage", "params": params }),
+            );
+        }
         self.inner.audit.record(AuditEvent::SessionStarted {
             session: session_label(&session.id),
             principal: session.principal.id.clone(),
@@ -450,6 +458,13 @@ impl McpServer {
             }
             Err(_) => (ToolOutput::error("The tool did not finish within its time limit."), "timeout"),
         };
+        // Fault `output-schema`: structuredContent no longer conforms to the tool's outputSchema.
+        let mut output = output;
+        if self.inner.config.faults.is_on("output-schema")
+            && let Some(Value::Object(s)) = output.structured.as_mut()
+        {
+            s.insert("count".into(), json!("many"));
+        }
         self.inner.audit.record(AuditEvent::ToolCall {
             session: Some(session_label(&session.id)),
             principal: principal.id.clone(),

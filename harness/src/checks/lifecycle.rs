@@ -1,23 +1,26 @@
-//! Checks of the `lifecycle` area: initialization order, version negotiation and honest
-//! capabilities (spec-checks LC-01..LC-03, LC-06).
+//! Checks of the `lifecycle` area: initialization order, version negotiation, honest
+//! capabilities and what the server sends on its own (spec-checks LC-01..LC-06).
 //!
 //! LC-04 (no sampling, elicitation or roots requests to a client that did not declare them) is
-//! not here: proving it black-box means calling every tool with schema-valid arguments, which
-//! belongs to the destructive tool checks, and a generic version would be either blind or noisy.
-//! LC-05 (nothing before `initialized`) needs a 5 s idle stream for a SHOULD NOT and is left to a
-//! later revision of the catalogue.
+//! checked passively: the harness always initializes with `capabilities: {}`, so any such
+//! request it sees on a POST answer or the GET stream while it lists tools and pings is a
+//! violation. It does not call tools (that would need schema-valid arguments for every tool).
+//! LC-05 (nothing but ping and logging before `initialized`) watches for 1.5 s instead of the
+//! 5 s of the spec-checks row, to keep scans short.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
+use http::Method;
 use serde_json::{Value, json};
 
 use super::jsonrpc::{BOTH, Conn, Judged, METHOD_NOT_FOUND, Reply, error_code, fold, http_reply, is_response};
 use crate::check::{ALL_REVISIONS, Check, CheckInfo, Kind, Level, Verdict};
 use crate::client::McpSession;
-use crate::client::http::HttpRequest;
-use crate::evidence::Exchange;
+use crate::client::http::{HttpRequest, HttpResponse, PREFERRED_REVISION, initialize_body};
+use crate::client::stdio::Line;
+use crate::evidence::{Exchange, RequestRecord, ResponseRecord, excerpt};
 use crate::probe::{Probe, truncate};
 
 /// The revisions that have an `initialize` handshake.
@@ -104,6 +107,48 @@ pub fn checks() -> Vec<Check> {
                     when the server implements them, and answer the methods of undeclared features with -32601.",
             },
             run: |p| honest_capabilities(p).boxed(),
+        },
+        Check {
+            info: CheckInfo {
+                id: "lifecycle/no-requests-without-capability",
+                title: "No sampling, elicitation or roots requests to a client that did not declare them",
+                level: Level::Must,
+                weight: 10,
+                source: "basic/lifecycle §Operation; client/sampling §Capabilities; client/elicitation \
+                    §Capabilities; client/roots §Capabilities; spec-checks LC-04",
+                revisions: WITH_INITIALIZE,
+                transports: BOTH,
+                kind: Kind::Passive,
+                description: "Initializes with `capabilities: {}` (no sampling, elicitation or roots), then for \
+                    about 1.5 s holds the GET stream open (HTTP, if the server offers one) while sending tools/list \
+                    and ping, and collects every message the server sends (POST answers, JSON or SSE, the GET \
+                    stream, or stdout on stdio). Any sampling/createMessage, elicitation/create or roots/list \
+                    request fails. Tools are not called, so requests made only inside tool calls are not seen.",
+                remediation: "Record the client capabilities from initialize and never send sampling/createMessage, \
+                    elicitation/create or roots/list to a client that did not declare sampling, elicitation or \
+                    roots; degrade the feature (or answer the tool call with an error) instead.",
+            },
+            run: |p| no_requests_without_capability(p).boxed(),
+        },
+        Check {
+            info: CheckInfo {
+                id: "lifecycle/quiet-before-initialized",
+                title: "Only ping and logging before the initialized notification",
+                level: Level::Should,
+                weight: 5,
+                source: "basic/lifecycle §Initialization; spec-checks LC-05",
+                revisions: WITH_INITIALIZE,
+                transports: BOTH,
+                kind: Kind::Active,
+                description: "Initializes but does not send notifications/initialized, then watches for about \
+                    1.5 s (HTTP: the initialize answer and the GET stream, if offered; stdio: stdout). A request \
+                    other than ping fails (the spec: the server SHOULD NOT send requests other than pings and \
+                    logging before initialized). Notifications are not requests and do not fail; those other than \
+                    notifications/message are named in the message.",
+                remediation: "Wait for notifications/initialized before sending the client any request other than \
+                    ping (for example sampling, elicitation or roots requests, even to clients that declared them).",
+            },
+            run: |p| quiet_before_initialized(p).boxed(),
         },
     ]
 }
@@ -454,4 +499,303 @@ async fn honest_capabilities(probe: &Probe) -> Verdict {
     }
     conn.close().await;
     fold(judged, evidence)
+}
+
+// ----------------------------------------------------------------------------------------------
+// Watching what the server sends on its own (LC-04, LC-05).
+// ----------------------------------------------------------------------------------------------
+
+/// How long the server is watched for unsolicited messages.
+const WATCH: Duration = Duration::from_millis(1500);
+
+/// Server-to-client requests that need a client capability (LC-04).
+const GATED: &[(&str, &str)] =
+    &[("sampling/createMessage", "sampling"), ("elicitation/create", "elicitation"), ("roots/list", "roots")];
+
+/// A message the server sent, and where it arrived.
+struct Seen {
+    message: Value,
+    at: String,
+}
+
+/// The method of a server-to-client request (a `method` and a non-null `id`).
+fn request_method(m: &Value) -> Option<&str> {
+    let id = m.get("id")?;
+    if id.is_null() {
+        return None;
+    }
+    m.get("method")?.as_str()
+}
+
+/// The method of a notification (a `method`, no `id`).
+fn notification_method(m: &Value) -> Option<&str> {
+    if m.get("id").is_some() {
+        return None;
+    }
+    m.get("method")?.as_str()
+}
+
+fn show_id(m: &Value) -> String {
+    m.get("id").map_or_else(|| "(none)".to_owned(), |id| truncate(&id.to_string(), 40))
+}
+
+/// Every server-initiated message of an HTTP answer (requests and notifications, not responses).
+fn seen_in(r: &HttpResponse, at: &str, out: &mut Vec<Seen>) {
+    for m in &r.messages {
+        if m.get("method").is_some() {
+            out.push(Seen { message: m.clone(), at: at.to_owned() });
+        }
+    }
+}
+
+/// Every server-initiated message among stdout lines.
+fn seen_on_stdout(lines: &[Line], at: &str, out: &mut Vec<Seen>) {
+    for line in lines {
+        let items = match &line.json {
+            Some(Value::Array(items)) => items.clone(),
+            Some(v @ Value::Object(_)) => vec![v.clone()],
+            _ => continue,
+        };
+        for m in items {
+            if m.get("method").is_some() {
+                out.push(Seen { message: m, at: at.to_owned() });
+            }
+        }
+    }
+}
+
+/// Reads stdout lines for `wait` (bounded in count).
+async fn watch_stdout(conn: &mut crate::client::StdioConn, wait: Duration) -> Vec<Line> {
+    let deadline = Instant::now() + wait;
+    let mut lines = Vec::new();
+    while let Some(line) = conn.next_line(deadline.saturating_duration_since(Instant::now())).await {
+        lines.push(line);
+        if lines.len() >= 256 {
+            break;
+        }
+    }
+    lines
+}
+
+/// An evidence record of stdout lines read while only watching.
+fn watch_exchange(label: &str, command: &str, lines: &[Line], elapsed: Duration) -> Exchange {
+    let text: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    Exchange {
+        label: label.to_owned(),
+        request: RequestRecord {
+            method: "stdio".into(),
+            target: command.to_owned(),
+            headers: Vec::new(),
+            body: String::new(),
+        },
+        response: (!lines.is_empty()).then(|| {
+            let (body, truncated) = excerpt(text.join("\n").as_bytes());
+            ResponseRecord { status: 0, headers: Vec::new(), body, truncated }
+        }),
+        elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        error: None,
+    }
+}
+
+/// How the GET stream went, for messages.
+fn get_outcome(r: &HttpResponse) -> String {
+    match r.status {
+        Some(s) if r.is_sse() => format!("the GET stream (HTTP {s})"),
+        Some(s) => format!("no GET stream (the server answered GET with HTTP {s})"),
+        None => format!("the GET stream could not be opened ({})", r.error.as_deref().unwrap_or("no response")),
+    }
+}
+
+/// A GET of the standalone stream in `session`, read for [`WATCH`].
+fn get_stream(session: &McpSession, label: &str) -> HttpRequest {
+    let mut req = HttpRequest::new(label, Method::GET).in_session(session);
+    req.stream_for = Some(WATCH);
+    req
+}
+
+// ----------------------------------------------------------------------------------------------
+// LC-04
+// ----------------------------------------------------------------------------------------------
+
+fn judge_gated(seen: &[Seen], watched: &str) -> Verdict {
+    let violations: Vec<String> = seen
+        .iter()
+        .filter_map(|s| {
+            let method = request_method(&s.message)?;
+            let (_, cap) = GATED.iter().find(|(m, _)| *m == method)?;
+            Some(format!(
+                "request `{method}` (id {}) arrived on {} although the client declared no `{cap}` capability",
+                show_id(&s.message),
+                s.at
+            ))
+        })
+        .collect();
+    if !violations.is_empty() {
+        let more = violations.len().saturating_sub(3);
+        let mut text = violations.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+        if more > 0 {
+            text.push_str(&format!(" (and {more} more)"));
+        }
+        return Verdict::fail(text);
+    }
+    let others: BTreeSet<String> =
+        seen.iter().filter_map(|s| s.message.get("method")?.as_str().map(|m| truncate(m, 60))).collect();
+    let also = if others.is_empty() {
+        "nothing unsolicited arrived".to_owned()
+    } else {
+        format!("other server messages seen: {}", others.into_iter().collect::<Vec<_>>().join(", "))
+    };
+    Verdict::pass(format!(
+        "initialized with capabilities {{}} and watched for {} ms ({watched}): no sampling, elicitation or roots \
+         request arrived; {also}",
+        WATCH.as_millis()
+    ))
+}
+
+async fn no_requests_without_capability(probe: &Probe) -> Verdict {
+    if let Ok(stdio) = probe.stdio() {
+        let mut conn = match stdio.spawn() {
+            Ok(c) => c,
+            Err(e) => return Verdict::error(format!("could not start the server: {e}")),
+        };
+        let mut seen = Vec::new();
+        let init = conn.initialize(PREFERRED_REVISION).await;
+        if init.response.as_ref().and_then(|r| r.get("result")).is_none() {
+            let why = init.error.clone().unwrap_or_else(|| "initialize was answered with an error".into());
+            let _ = conn.close(Duration::from_secs(2)).await;
+            return Verdict::error(format!("could not initialize: {why}")).with(init.exchange);
+        }
+        seen_on_stdout(&init.lines, "stdout during initialize", &mut seen);
+        let list = conn.request(probe.next_id(), "tools/list", json!({})).await;
+        seen_on_stdout(&list.lines, "stdout during tools/list", &mut seen);
+        let ping = conn.request(probe.next_id(), "ping", json!({})).await;
+        seen_on_stdout(&ping.lines, "stdout during ping", &mut seen);
+        let rest = watch_stdout(&mut conn, WATCH).await;
+        seen_on_stdout(&rest, "stdout while idle", &mut seen);
+        let command = stdio.target().command.clone();
+        let idle = watch_exchange("stdout watched while idle", &command, &rest, WATCH);
+        let _ = conn.close(Duration::from_secs(2)).await;
+        return judge_gated(&seen, "stdout after initialize, tools/list and ping").with_all([
+            init.exchange,
+            list.exchange,
+            ping.exchange,
+            idle,
+        ]);
+    }
+    let (http, session) = match probe.session().await {
+        Ok(s) => s,
+        Err(v) => return v,
+    };
+    let get = http.send(get_stream(&session, "GET stream (watched while tools/list and ping are sent)"));
+    let posts = async {
+        // Let the GET stream open first, so that nothing routed to it is missed.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let list = http.request(&session, probe.next_id(), "tools/list", json!({})).await;
+        let ping = http.request(&session, probe.next_id(), "ping", json!({})).await;
+        (list, ping)
+    };
+    let (get, (list, ping)) = tokio::join!(get, posts);
+    if session.id.is_some() {
+        let _ = http.delete(&session).await;
+    }
+    let mut seen = Vec::new();
+    seen_in(&get, "the GET stream", &mut seen);
+    seen_in(&list, "the tools/list POST answer", &mut seen);
+    seen_in(&ping, "the ping POST answer", &mut seen);
+    let watched = format!("{}, the tools/list and ping POST answers", get_outcome(&get));
+    judge_gated(&seen, &watched).with_all([get.exchange, list.exchange, ping.exchange])
+}
+
+// ----------------------------------------------------------------------------------------------
+// LC-05
+// ----------------------------------------------------------------------------------------------
+
+fn judge_early(seen: &[Seen], watched: &str) -> Verdict {
+    let requests: Vec<String> = seen
+        .iter()
+        .filter_map(|s| {
+            let method = request_method(&s.message)?;
+            (method != "ping")
+                .then(|| format!("request `{}` (id {}) on {}", truncate(method, 60), show_id(&s.message), s.at))
+        })
+        .collect();
+    if !requests.is_empty() {
+        return Verdict::fail(format!(
+            "before notifications/initialized the server sent {} (only ping requests and logging are allowed)",
+            requests.join("; ")
+        ));
+    }
+    let pings = seen.iter().filter(|s| request_method(&s.message) == Some("ping")).count();
+    let logs = seen.iter().filter(|s| notification_method(&s.message) == Some("notifications/message")).count();
+    let others: BTreeSet<String> =
+        seen.iter().filter_map(notification_method_of).filter(|m| m != "notifications/message").collect();
+    let mut what = format!("{pings} ping request(s) and {logs} log notification(s)");
+    if !others.is_empty() {
+        what.push_str(&format!(
+            "; other notifications (not requests, so not covered by the rule): {}",
+            others.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Verdict::pass(format!(
+        "initialized without sending notifications/initialized and watched for {} ms ({watched}): no request other \
+         than ping arrived ({what})",
+        WATCH.as_millis()
+    ))
+}
+
+fn notification_method_of(s: &Seen) -> Option<String> {
+    notification_method(&s.message).map(|m| truncate(m, 60))
+}
+
+async fn quiet_before_initialized(probe: &Probe) -> Verdict {
+    let id = json!(probe.next_id());
+    let Some(id_num) = id.as_u64() else { return Verdict::error("internal: request id is not a number") };
+    let body = initialize_body(id_num, PREFERRED_REVISION);
+    if let Ok(stdio) = probe.stdio() {
+        let mut conn = match stdio.spawn() {
+            Ok(c) => c,
+            Err(e) => return Verdict::error(format!("could not start the server: {e}")),
+        };
+        let started = Instant::now();
+        let init = conn
+            .exchange("initialize (notifications/initialized is not sent)", body.to_string().as_bytes(), Some(&id))
+            .await;
+        if init.response.as_ref().and_then(|r| r.get("result")).is_none() {
+            let why = init.error.clone().unwrap_or_else(|| "initialize was answered with an error".into());
+            let _ = conn.close(Duration::from_secs(2)).await;
+            return Verdict::error(format!("could not initialize: {why}")).with(init.exchange);
+        }
+        let mut seen = Vec::new();
+        seen_on_stdout(&init.lines, "stdout during initialize", &mut seen);
+        let rest = watch_stdout(&mut conn, WATCH).await;
+        seen_on_stdout(&rest, "stdout after the initialize response", &mut seen);
+        let command = stdio.target().command.clone();
+        let idle = watch_exchange("stdout watched before initialized", &command, &rest, started.elapsed());
+        let _ = conn.close(Duration::from_secs(2)).await;
+        return judge_early(&seen, "stdout").with_all([init.exchange, idle]);
+    }
+    let http = match probe.http() {
+        Ok(h) => h,
+        Err(v) => return v,
+    };
+    let init = http.send(HttpRequest::post("initialize (notifications/initialized is not sent)", &body)).await;
+    let Some(result) = init.response_to(&id).and_then(|m| m.get("result")).cloned() else {
+        let why = match (&init.error, init.status) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => format!("no initialize result (HTTP {s})"),
+            (None, None) => "no response".into(),
+        };
+        return Verdict::error(format!("could not initialize: {why}")).with(init.exchange);
+    };
+    let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or(PREFERRED_REVISION).to_owned();
+    let session = McpSession { id: init.header("mcp-session-id").map(str::to_owned), version, result };
+    let get = http.send(get_stream(&session, "GET stream before notifications/initialized")).await;
+    if session.id.is_some() {
+        let _ = http.delete(&session).await;
+    }
+    let mut seen = Vec::new();
+    seen_in(&init, "the initialize POST answer", &mut seen);
+    seen_in(&get, "the GET stream", &mut seen);
+    let watched = format!("the initialize answer, {}", get_outcome(&get));
+    judge_early(&seen, &watched).with_all([init.exchange, get.exchange])
 }

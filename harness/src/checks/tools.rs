@@ -12,7 +12,9 @@ use futures_util::FutureExt as _;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
-use crate::check::{ALL_REVISIONS, Check, CheckInfo, FROM_2025_11_25, Kind, Level, Transport, Verdict};
+use crate::check::{
+    ALL_REVISIONS, Check, CheckInfo, FROM_2025_06_18, FROM_2025_11_25, Kind, Level, Transport, Verdict,
+};
 use crate::client::http::PREFERRED_REVISION;
 use crate::client::stdio::Line;
 use crate::client::{HttpClient, HttpRequest, McpSession, StdioConn, is_response_to};
@@ -137,6 +139,28 @@ pub fn checks() -> Vec<Check> {
                               what it returns.",
             },
             run: |p| descriptions(p).boxed(),
+        },
+        Check {
+            info: CheckInfo {
+                id: "tools/structured-output",
+                title: "Tools with an outputSchema return conforming structuredContent",
+                level: Level::Must,
+                weight: 10,
+                source: "server/tools §Output Schema, §Structured Content; spec-checks TO-02",
+                revisions: FROM_2025_06_18,
+                transports: BOTH,
+                kind: Kind::Active,
+                description: "Calls up to 5 tools that declare an outputSchema and are safe to call (readOnlyHint: \
+                              true, or any tool with --destructive) and whose required arguments can be filled \
+                              from their schema (const, default, enum, examples) into arguments that satisfy the \
+                              inputSchema. Each successful result must carry structuredContent that validates \
+                              against the outputSchema (MUST); a text content item with the same JSON serialized \
+                              is expected for older clients (SHOULD, else WARN). isError results are not judged.",
+                remediation: "Return `structuredContent` that conforms to the tool's published outputSchema on \
+                              every successful call (validate it in your tests), and also return it serialized as \
+                              JSON in a text content item for clients that predate structured output.",
+            },
+            run: |p| structured_output(p).boxed(),
         },
     ]
 }
@@ -913,6 +937,187 @@ async fn descriptions(probe: &Probe) -> Verdict {
         .with_all(evidence);
     }
     Verdict::pass(format!("all {} tool(s) have a description", tools.len())).with_all(evidence)
+}
+
+// ---------------------------------------------------------------------------------------------
+// tools/structured-output
+// ---------------------------------------------------------------------------------------------
+
+/// Most tools the structured-output check calls.
+const MAX_OUTPUT_CALLS: usize = 5;
+
+/// Arguments for `tool` that fill every required property from its own schema (`const`,
+/// `default`, the first of `enum` or `examples`) and satisfy the inputSchema, or why not.
+fn fillable_arguments(tool: &Value) -> Result<Value, String> {
+    let Some(schema) = tool.get("inputSchema").filter(|s| s.get("type").and_then(Value::as_str) == Some("object"))
+    else {
+        return Err("its inputSchema is not an object schema".into());
+    };
+    let empty = Map::new();
+    let props = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let mut args = Map::new();
+    for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = name.as_str() else { return Err("its `required` holds a non-string".into()) };
+        let prop =
+            props.get(name).ok_or_else(|| format!("required `{}` has no property schema", truncate(name, 40)))?;
+        let value = prop
+            .get("const")
+            .or_else(|| prop.get("default"))
+            .or_else(|| prop.get("enum").and_then(Value::as_array).and_then(|e| e.first()))
+            .or_else(|| prop.get("examples").and_then(Value::as_array).and_then(|e| e.first()))
+            .ok_or_else(|| format!("required `{}` has no const, default, enum or examples", truncate(name, 40)))?;
+        args.insert(name.to_owned(), value.clone());
+    }
+    let args = Value::Object(args);
+    let validator = jsonschema::options()
+        .offline()
+        .build(schema)
+        .map_err(|e| format!("its inputSchema does not compile ({})", truncate(&e.to_string(), 80)))?;
+    if !validator.is_valid(&args) {
+        return Err("the arguments filled from its schema do not satisfy its inputSchema".into());
+    }
+    Ok(args)
+}
+
+/// What one call showed.
+enum OutputJudged {
+    Ok(String),
+    /// The text copy is missing (SHOULD).
+    Warn(String),
+    Fail(String),
+    /// Not judged (an error, no answer, an unusable schema).
+    Unjudged(String),
+}
+
+fn judge_output(name: &str, output_schema: &Value, reply: &Reply) -> OutputJudged {
+    let Some(result) = reply.result() else {
+        let why = match (reply.error_code(), &reply.failure, reply.status) {
+            (Some(code), _, _) => format!("JSON-RPC error {code}"),
+            (None, Some(f), _) => f.clone(),
+            (None, None, Some(s)) => format!("HTTP {s} and no result"),
+            _ => "no result".into(),
+        };
+        return OutputJudged::Unjudged(format!("`{name}` could not produce output ({why})"));
+    };
+    if result.get("isError") == Some(&Value::Bool(true)) {
+        return OutputJudged::Unjudged(format!("`{name}` could not produce output (isError: true)"));
+    }
+    let Some(structured) = result.get("structuredContent").filter(|v| !v.is_null()) else {
+        return OutputJudged::Fail(format!(
+            "`{name}` declares an outputSchema but its result has no structuredContent"
+        ));
+    };
+    let validator = match jsonschema::options().offline().build(output_schema) {
+        Ok(v) => v,
+        Err(e) => {
+            return OutputJudged::Unjudged(format!(
+                "`{name}` outputSchema does not compile ({}), so its output cannot be judged",
+                truncate(&e.to_string(), 80)
+            ));
+        }
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(structured)
+        .take(3)
+        .map(|e| {
+            let path = e.instance_path().as_str().to_owned();
+            let at = if path.is_empty() { "(root)".to_owned() } else { path };
+            format!("at {at}: {}", truncate(&e.to_string(), 120))
+        })
+        .collect();
+    if !errors.is_empty() {
+        return OutputJudged::Fail(format!(
+            "`{name}` structuredContent does not conform to its outputSchema ({})",
+            errors.join("; ")
+        ));
+    }
+    let texts: Vec<&str> = result
+        .get("content")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some("text"))
+        .filter_map(|c| c.get("text").and_then(Value::as_str))
+        .collect();
+    let parsed: Vec<Value> = texts.iter().filter_map(|t| serde_json::from_str::<Value>(t).ok()).collect();
+    if parsed.iter().any(|v| v == structured) {
+        return OutputJudged::Ok(format!("`{name}` structuredContent conforms and a text item carries the same JSON"));
+    }
+    if parsed.iter().any(Value::is_object) {
+        return OutputJudged::Warn(format!(
+            "`{name}` structuredContent conforms, but the JSON in its text content differs from it"
+        ));
+    }
+    OutputJudged::Warn(format!(
+        "`{name}` structuredContent conforms, but no text content item carries it serialized as JSON ({} text item(s))",
+        texts.len()
+    ))
+}
+
+async fn structured_output(probe: &Probe) -> Verdict {
+    let with_schema: Vec<&Value> =
+        probe.inventory.tools.iter().filter(|t| t.get("outputSchema").is_some_and(Value::is_object)).collect();
+    if with_schema.is_empty() {
+        return Verdict::skip("not applicable: no listed tool declares an outputSchema").with_all(list_evidence(probe));
+    }
+    let mut skipped = Vec::new();
+    let mut chosen = Vec::new();
+    // Read-only tools first; others only with --destructive.
+    let mut ordered = with_schema.clone();
+    ordered.sort_by_key(|t| !read_only_hint(t));
+    for tool in ordered {
+        let name = tool_name(tool);
+        if !read_only_hint(tool) && !probe.options.destructive {
+            skipped.push(format!("`{name}` is not hinted read-only (use --destructive to call it)"));
+            continue;
+        }
+        match fillable_arguments(tool) {
+            Ok(args) if chosen.len() < MAX_OUTPUT_CALLS => chosen.push((tool, name, args)),
+            Ok(_) => skipped.push(format!("`{name}`: at most {MAX_OUTPUT_CALLS} tools are called")),
+            Err(why) => skipped.push(format!("`{name}`: {why}")),
+        }
+    }
+    if chosen.is_empty() {
+        return Verdict::skip(format!(
+            "no tool with an outputSchema is safe to call with arguments mcproof can fill in: {}",
+            summarize(&skipped)
+        ))
+        .with_all(list_evidence(probe));
+    }
+    let mut conn = match Conn::open(probe).await {
+        Ok(c) => c,
+        Err(v) => return v,
+    };
+    let mut evidence = Vec::new();
+    let mut judged = Vec::new();
+    for (tool, name, args) in chosen {
+        let params = json!({ "name": tool.get("name").cloned().unwrap_or(Value::Null), "arguments": args });
+        let reply = conn.request(probe, &format!("tools/call {name}"), "tools/call", params).await;
+        let schema = tool.get("outputSchema").unwrap_or(&Value::Null);
+        judged.push(judge_output(&name, schema, &reply));
+        evidence.push(reply.exchange);
+    }
+    conn.close().await;
+    let pick =
+        |f: fn(&OutputJudged) -> Option<&String>| -> Vec<String> { judged.iter().filter_map(f).cloned().collect() };
+    let fails = pick(|j| if let OutputJudged::Fail(m) = j { Some(m) } else { None });
+    let warns = pick(|j| if let OutputJudged::Warn(m) = j { Some(m) } else { None });
+    let oks = pick(|j| if let OutputJudged::Ok(m) = j { Some(m) } else { None });
+    let unjudged = pick(|j| if let OutputJudged::Unjudged(m) = j { Some(m) } else { None });
+    let mut notes = unjudged.clone();
+    notes.extend(skipped.iter().map(|s| format!("not called: {s}")));
+    let tail = if notes.is_empty() { String::new() } else { format!(" (also: {})", summarize(&notes)) };
+    if !fails.is_empty() {
+        return Verdict::fail(format!("{}{tail}", fails.join("; "))).with_all(evidence);
+    }
+    if !warns.is_empty() {
+        return Verdict::warn(format!("{}{tail}", warns.join("; "))).with_all(evidence);
+    }
+    if oks.is_empty() {
+        return Verdict::warn(format!("no called tool produced output to judge: {}", summarize(&notes)))
+            .with_all(evidence);
+    }
+    Verdict::pass(format!("{}{tail}", oks.join("; "))).with_all(evidence)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Streamable HTTP client with full control over headers and bodies.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -175,12 +177,48 @@ pub struct McpSession {
     pub result: Value,
 }
 
-/// A client for one Streamable HTTP endpoint.
+/// A client for one Streamable HTTP endpoint. Clones share the connection pool and the
+/// [`Health`] record.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     target: HttpTarget,
     client: reqwest::Client,
     limits: ClientLimits,
+    health: Arc<Health>,
+}
+
+/// How often the target answered at all: requests that got a status line versus requests that
+/// got nothing before the timeout. A target that answers `initialize` and then nothing else
+/// would otherwise make every check wait out every timeout.
+#[derive(Debug, Default)]
+pub struct Health {
+    answered: AtomicU64,
+    silent: AtomicU64,
+}
+
+/// Silent requests needed before the target is judged to have stopped answering…
+const SILENT_MIN: u64 = 8;
+/// …and how many times the answered ones they must outnumber.
+const SILENT_RATIO: u64 = 2;
+
+impl Health {
+    /// Requests answered with a status line, and requests that timed out without one.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.answered.load(Ordering::Relaxed), self.silent.load(Ordering::Relaxed))
+    }
+
+    /// `Some(why)` once most requests go unanswered (at least [`SILENT_MIN`] timed out, and
+    /// [`SILENT_RATIO`] times as many as were answered).
+    pub fn stopped_answering(&self, timeout: Duration) -> Option<String> {
+        let (answered, silent) = self.counts();
+        (silent >= SILENT_MIN && silent >= SILENT_RATIO * answered).then(|| {
+            format!(
+                "the target stopped answering: {silent} of {} requests got no response within {} s",
+                silent + answered,
+                timeout.as_secs_f64()
+            )
+        })
+    }
 }
 
 /// The `initialize` request the harness sends.
@@ -223,7 +261,7 @@ impl HttpClient {
             builder = builder.identity(identity);
         }
         let client = builder.build().map_err(|e| BuildError::Client(e.to_string()))?;
-        Ok(Self { target, client, limits })
+        Ok(Self { target, client, limits, health: Arc::default() })
     }
 
     pub fn target(&self) -> &HttpTarget {
@@ -236,6 +274,11 @@ impl HttpClient {
 
     pub fn limits(&self) -> ClientLimits {
         self.limits
+    }
+
+    /// Whether the target still answers (shared by every clone of this client).
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// The target's origin, `scheme://host:port`.
@@ -298,10 +341,19 @@ impl HttpClient {
         let deadline = started + self.limits.timeout;
         let sent = tokio::time::timeout_at(deadline.into(), builder.send()).await;
         let response = match sent {
-            Err(_) => return failed_with(record, &req, "timed out waiting for the response headers".into(), started),
-            Ok(Err(e)) => return failed_with(record, &req, describe_reqwest_error(&e), started),
+            Err(_) => {
+                self.health.silent.fetch_add(1, Ordering::Relaxed);
+                return failed_with(record, &req, "timed out waiting for the response headers".into(), started);
+            }
+            Ok(Err(e)) => {
+                if e.is_timeout() {
+                    self.health.silent.fetch_add(1, Ordering::Relaxed);
+                }
+                return failed_with(record, &req, describe_reqwest_error(&e), started);
+            }
             Ok(Ok(r)) => r,
         };
+        self.health.answered.fetch_add(1, Ordering::Relaxed);
         let status = response.status().as_u16();
         let resp_headers = response.headers().clone();
         let is_sse = resp_headers
@@ -468,5 +520,25 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         format!("timed out: {text}")
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_stops_answering_only_when_most_requests_time_out() {
+        let health = Health::default();
+        let timeout = Duration::from_secs(2);
+        assert!(health.stopped_answering(timeout).is_none());
+        health.answered.store(3, Ordering::Relaxed);
+        health.silent.store(7, Ordering::Relaxed);
+        assert!(health.stopped_answering(timeout).is_none(), "fewer than SILENT_MIN");
+        health.silent.store(8, Ordering::Relaxed);
+        let why = health.stopped_answering(timeout).expect("8 silent, 3 answered");
+        assert!(why.contains("8 of 11 requests"), "{why}");
+        health.answered.store(5, Ordering::Relaxed);
+        assert!(health.stopped_answering(timeout).is_none(), "answered requests are not outnumbered twice");
     }
 }

@@ -10,6 +10,14 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use super::{ClientLimits, is_response_to, parse_json};
+
+/// Lines queued between the reader task and the connection (each at most `max_body` bytes).
+const LINE_QUEUE: usize = 32;
+/// Most lines (and bytes of line text) kept in `StdioConn::seen` and in one exchange's
+/// `StdioResponse::lines`; past it, lines are read and dropped, so a child that floods stdout
+/// cannot grow the harness's memory.
+const MAX_KEPT_LINES: usize = 8192;
+const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
 use crate::evidence::{Exchange, RequestRecord, ResponseRecord, excerpt, redact_text};
 use crate::target::StdioTarget;
 
@@ -55,7 +63,7 @@ impl StdioClient {
         let stdin = child.stdin.take().ok_or("child has no stdin")?;
         let stdout = child.stdout.take().ok_or("child has no stdout")?;
         let stderr = child.stderr.take().ok_or("child has no stderr")?;
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(LINE_QUEUE);
         let max_line = self.limits.max_body;
         let max_depth = self.limits.max_depth;
         tokio::spawn(async move {
@@ -70,19 +78,12 @@ impl StdioClient {
                 }
                 let complete = buf.last() == Some(&b'\n');
                 let truncated = buf.len() > max_line;
-                if truncated && !complete {
-                    let mut sink = Vec::new();
-                    if reader.read_until(b'\n', &mut sink).await.is_err() {
-                        break;
-                    }
+                // Skip the rest of an overlong line without keeping it (it may never end).
+                if truncated && !complete && !skip_line(&mut reader).await {
+                    let _ = tx.send(line_of(buf, max_line, max_depth, truncated)).await;
+                    break;
                 }
-                buf.truncate(max_line);
-                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    buf.pop();
-                }
-                let json = if truncated { None } else { parse_json(&buf, max_depth) };
-                let line = Line { text: String::from_utf8_lossy(&buf).into_owned(), json, truncated };
-                if tx.send(line).await.is_err() {
+                if tx.send(line_of(buf, max_line, max_depth, truncated)).await.is_err() {
                     break;
                 }
             }
@@ -112,7 +113,35 @@ impl StdioClient {
             timeout: self.limits.timeout,
             startup: self.target.startup_timeout.max(self.limits.timeout),
             seen: Vec::new(),
+            seen_bytes: 0,
         })
+    }
+}
+
+fn line_of(mut buf: Vec<u8>, max_line: usize, max_depth: usize, truncated: bool) -> Line {
+    buf.truncate(max_line);
+    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        buf.pop();
+    }
+    let json = if truncated { None } else { parse_json(&buf, max_depth) };
+    Line { text: String::from_utf8_lossy(&buf).into_owned(), json, truncated }
+}
+
+/// Discards input up to and including the next newline, a buffer at a time. `false` at end of
+/// output or on a read error.
+async fn skip_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> bool {
+    loop {
+        let (consumed, found) = match reader.fill_buf().await {
+            Ok([]) | Err(_) => return false,
+            Ok(bytes) => match bytes.iter().position(|&b| b == b'\n') {
+                Some(pos) => (pos + 1, true),
+                None => (bytes.len(), false),
+            },
+        };
+        reader.consume(consumed);
+        if found {
+            return true;
+        }
     }
 }
 
@@ -127,8 +156,10 @@ pub struct StdioConn {
     timeout: Duration,
     /// How long `initialize` may take (servers started through npx or uvx can be slow).
     startup: Duration,
-    /// Every stdout line read so far, in order.
+    /// Every stdout line read so far, in order (at most the first [`MAX_KEPT_LINES`] lines and
+    /// [`MAX_KEPT_BYTES`] of text).
     pub seen: Vec<Line>,
+    seen_bytes: usize,
 }
 
 /// What a stdio request produced.
@@ -157,7 +188,10 @@ impl StdioConn {
     /// The next stdout line, or `None` at end of output or after `wait`.
     pub async fn next_line(&mut self, wait: Duration) -> Option<Line> {
         let line = tokio::time::timeout(wait, self.lines.recv()).await.ok().flatten()?;
-        self.seen.push(line.clone());
+        if self.seen.len() < MAX_KEPT_LINES && self.seen_bytes + line.text.len() <= MAX_KEPT_BYTES {
+            self.seen_bytes += line.text.len();
+            self.seen.push(line.clone());
+        }
         Some(line)
     }
 
@@ -175,12 +209,16 @@ impl StdioConn {
             out.error = Some(e);
         } else if let Some(id) = id {
             let deadline = started + self.timeout;
+            let mut kept_bytes = 0usize;
             while let Some(line) = self.next_line(deadline.saturating_duration_since(Instant::now())).await {
                 let done = line.json.as_ref().is_some_and(|v| is_response_to(v, id));
                 if done {
                     out.response = line.json.clone();
                 }
-                out.lines.push(line);
+                if done || (out.lines.len() < MAX_KEPT_LINES && kept_bytes + line.text.len() <= MAX_KEPT_BYTES) {
+                    kept_bytes += line.text.len();
+                    out.lines.push(line);
+                }
                 if done {
                     break;
                 }
