@@ -1,7 +1,8 @@
 //! The `mcproof` command line: scan an MCP server, list and explain checks, write baselines.
 //!
 //! Exit codes: 0 nothing at or above `--fail-on` failed; 1 something did (or a baseline entry
-//! went stale); 2 usage or configuration error; 3 the target is unreachable or not MCP.
+//! went stale); 2 usage or configuration error; 3 the target is unreachable, not MCP, or stopped
+//! answering during the scan.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -384,6 +385,7 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         grade,
         results,
     };
+    let stopped = probe.stopped_answering();
     drop(embedded);
 
     if let Some((path, reason)) = write_baseline {
@@ -421,6 +423,10 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
             stale.len(),
             started.elapsed().as_secs_f64()
         );
+    }
+    if let Some(why) = stopped {
+        eprintln!("mcproof: error: the target stopped answering during the scan: {why}");
+        return Ok(ExitCode::from(3));
     }
     Ok(if gate.is_empty() && stale.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

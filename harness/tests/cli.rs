@@ -163,7 +163,6 @@ fn scan_without_target_grades_the_embedded_server_a() {
     let run = mcproof(&["scan"], SCAN_LIMIT);
     run.expect(0);
     assert!(run.stdout.contains("grade A"), "text report should say grade A:\n{}", tail(&run.stdout));
-    assert!(run.elapsed < Duration::from_secs(30), "the default scan took {:?}", run.elapsed);
     assert!(run.stderr.contains("embedded reference server"), "stderr: {}", run.stderr);
 }
 
@@ -547,7 +546,6 @@ fn secrets_never_appear_in_any_output() {
 /// only headers with well-known credential names (`Authorization`, `X-API-Key`, …) are: a
 /// secret in `--header 'X-Tenant-Token: …'` appears verbatim in the evidence.
 #[test]
-#[ignore = "known leak: values of --header with a non-credential name are printed in the evidence"]
 fn custom_header_values_are_redacted() {
     const SECRET: &str = "SECRET-CUSTOM-HEADER-VALUE";
     let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -5,8 +5,9 @@
 //! [`router`] serves it next to `/mcp`; the issuer is the server's origin, so the endpoints are
 //! `/authorize`, `/token`, `/register` and `/jwks.json`. One-time codes, refresh-token families,
 //! revocations and rate limits live in the [`SharedStore`], so several replicas act as one; when
-//! the store cannot answer, every endpoint fails closed (503). Registered clients, consents and
-//! login sessions are kept in this process.
+//! the store cannot answer, every endpoint fails closed (503). Registered clients live in the
+//! store too; consents and login sessions are kept in this process (another replica at worst
+//! asks the person again).
 
 pub mod authorize;
 pub mod clients;
@@ -80,7 +81,8 @@ pub struct OAuthConfig {
     pub registration_rate: RateQuota,
     /// Login attempts per user name and client IP.
     pub login_rate: RateQuota,
-    pub max_clients: usize,
+    /// A registered client unused for this long is forgotten (default 30 days).
+    pub client_idle_ttl: Duration,
     /// How long a successful login is remembered by the `__Host-` session cookie.
     pub login_session_ttl: Duration,
 }
@@ -99,7 +101,7 @@ impl OAuthConfig {
             client_credentials_scope: vec!["mcp:read".into(), "mcp:write".into()],
             registration_rate: RateQuota { interval: Duration::from_secs(60), burst: 10 },
             login_rate: RateQuota { interval: Duration::from_secs(60), burst: 5 },
-            max_clients: 10_000,
+            client_idle_ttl: Duration::from_secs(30 * 24 * 3600),
             login_session_ttl: Duration::from_secs(3600),
         }
     }
@@ -193,7 +195,6 @@ impl fmt::Debug for OAuthState {
             .field("issuer", &self.inner.config.issuer)
             .field("resource", &self.inner.config.canonical_resource)
             .field("store", &self.inner.store.backend())
-            .field("clients", &self.inner.clients.len())
             .finish_non_exhaustive()
     }
 }
@@ -209,7 +210,7 @@ impl OAuthState {
         let metadata = metadata::document(&config);
         Ok(Self {
             inner: Arc::new(Inner {
-                clients: ClientRegistry::new(config.max_clients),
+                clients: ClientRegistry::new(store.clone(), config.client_idle_ttl),
                 consents: consent::Consents::default(),
                 logins: consent::LoginSessions::new(config.login_session_ttl),
                 config,
@@ -437,6 +438,14 @@ pub(crate) fn parse_scope(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Untrusted text (a parameter name, a scope) made fit for `error_description`, whose charset
+/// RFC 6749 §5.2 restricts: only `[A-Za-z0-9._:-]`, at most 40 characters.
+pub(crate) fn quoted_name(s: &str) -> String {
+    let kept: String =
+        s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')).take(40).collect();
+    format!("'{kept}'")
+}
+
 /// Scopes in the canonical order of [`SUPPORTED_SCOPES`], space-separated.
 pub(crate) fn scope_string(scopes: &[String]) -> String {
     SUPPORTED_SCOPES.iter().filter(|s| scopes.iter().any(|x| x == *s)).copied().collect::<Vec<_>>().join(" ")
@@ -516,6 +525,7 @@ mod tests {
         assert_eq!(p.get("c"), Ok(Some("x y")));
         assert_eq!(p.repeated_except(&[]), Some("a"));
         assert_eq!(p.repeated_except(&["a"]), None);
+        assert_eq!(quoted_name("a\"b<c>\\d:é"), "'abcd:'");
         let many: String = (0..=MAX_PARAMS).map(|i| format!("p{i}=1&")).collect();
         assert!(Params::parse(many.as_bytes()).is_none());
     }

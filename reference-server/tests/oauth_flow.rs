@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -37,6 +38,10 @@ async fn start(tweak: impl FnOnce(&mut OAuthConfig)) -> Server {
 }
 
 async fn start_with_store(tweak: impl FnOnce(&mut OAuthConfig), store: Arc<dyn SharedStore>) -> Server {
+    start_full(tweak, store, SigningKey::generate(Alg::EdDSA).expect("key")).await
+}
+
+async fn start_full(tweak: impl FnOnce(&mut OAuthConfig), store: Arc<dyn SharedStore>, key: SigningKey) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let base = format!("http://{addr}");
@@ -48,7 +53,6 @@ async fn start_with_store(tweak: impl FnOnce(&mut OAuthConfig), store: Arc<dyn S
     let mut config = OAuthConfig::new(&base, &resource, users);
     config.default_scope = vec!["mcp:read".into()];
     tweak(&mut config);
-    let key = SigningKey::generate(Alg::EdDSA).expect("key");
     let state = OAuthState::new(config, key, store).expect("state");
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -416,6 +420,10 @@ async fn discovery_registration_consent_token_refresh_and_reuse_detection() {
     let r = srv.exchange(&client, &code2, &verifier2).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
+    // prompt=consent asks again even so.
+    let prompted = srv.authorize_query(&client, &challenge2, "s2", &[("prompt", "consent")]);
+    assert_eq!(srv.get(&prompted, Some(&session_cookie)).await.status, 200);
+
     // …but another client is asked again (SB-01, SB-03), signed in, without password fields.
     let other = srv.register_public("Other client").await;
     let r = srv.get(&srv.authorize_query(&other, &challenge2, "s3", &[]), Some(&session_cookie)).await;
@@ -740,12 +748,12 @@ async fn failed_logins_are_rate_limited_per_user_and_ip() {
         assert_eq!(posted.status, 403, "attempt {i}: {}", posted.body);
     }
     let (_, posted) = srv.consent(&authorize, "alice", "guess", "approve").await;
-    assert_error_page(&posted, 429, "temporarily_unavailable", "fourth attempt");
+    assert_error_page(&posted, 429, "slow_down", "fourth attempt");
     let retry: u64 = posted.header("retry-after").expect("Retry-After").parse().expect("seconds");
     assert!((1..=60).contains(&retry), "{retry}");
     // Even the right password is refused while limited: guessing cannot continue.
     let (_, posted) = srv.consent(&authorize, "alice", ALICE_PW, "approve").await;
-    assert_error_page(&posted, 429, "temporarily_unavailable", "right password while limited");
+    assert_error_page(&posted, 429, "slow_down", "right password while limited");
     // Another user from the same address is not affected.
     let (_, posted) = srv.consent(&authorize, "bob", BOB_PW, "approve").await;
     assert_eq!(posted.status, 302, "{}", posted.body);
@@ -943,88 +951,136 @@ async fn client_credentials_for_confidential_clients_only() {
 
 // ------------------------------------------------------------------------------- fail closed
 
-/// A store whose backend is down.
-struct DownStore;
-
-fn down<'a, T: Send + 'a>() -> StoreFuture<'a, T> {
-    Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+/// A memory store whose backend can be taken down and brought back.
+#[derive(Default)]
+struct ToggleStore {
+    inner: MemoryStore,
+    down: AtomicBool,
 }
 
-impl SharedStore for DownStore {
+impl ToggleStore {
+    fn guard<'a, T: Send + 'a>(&'a self, f: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+        if self.down.load(Ordering::SeqCst) {
+            Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        } else {
+            f
+        }
+    }
+}
+
+impl SharedStore for ToggleStore {
     fn backend(&self) -> &'static str {
-        "down"
+        "toggle"
     }
     fn ping(&self) -> StoreFuture<'_, ()> {
-        down()
+        self.guard(self.inner.ping())
     }
-    fn gcra<'a>(&'a self, _: &'a str, _: Duration, _: u32) -> StoreFuture<'a, GcraDecision> {
-        down()
+    fn gcra<'a>(&'a self, key: &'a str, interval: Duration, burst: u32) -> StoreFuture<'a, GcraDecision> {
+        self.guard(self.inner.gcra(key, interval, burst))
     }
-    fn put_code<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
-        down()
+    fn put_code<'a>(&'a self, k: &'a str, r: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.put_code(k, r, ttl))
     }
-    fn take_code<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        down()
+    fn take_code<'a>(&'a self, k: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.guard(self.inner.take_code(k))
     }
-    fn put_session<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
-        down()
+    fn put_session<'a>(&'a self, k: &'a str, r: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.put_session(k, r, ttl))
     }
-    fn get_session<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        down()
+    fn get_session<'a>(&'a self, k: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.guard(self.inner.get_session(k))
     }
-    fn delete_session<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
-        down()
+    fn delete_session<'a>(&'a self, k: &'a str) -> StoreFuture<'a, bool> {
+        self.guard(self.inner.delete_session(k))
     }
-    fn put_refresh<'a>(&'a self, _: &'a str, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
-        down()
+    fn put_refresh<'a>(&'a self, k: &'a str, f: &'a str, r: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.put_refresh(k, f, r, ttl))
     }
-    fn take_refresh<'a>(&'a self, _: &'a str) -> StoreFuture<'a, Option<(String, Vec<u8>)>> {
-        down()
+    fn take_refresh<'a>(&'a self, k: &'a str) -> StoreFuture<'a, Option<(String, Vec<u8>)>> {
+        self.guard(self.inner.take_refresh(k))
     }
-    fn revoke_family<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, ()> {
-        down()
+    fn revoke_family<'a>(&'a self, f: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.revoke_family(f, ttl))
     }
-    fn family_revoked<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
-        down()
+    fn family_revoked<'a>(&'a self, f: &'a str) -> StoreFuture<'a, bool> {
+        self.guard(self.inner.family_revoked(f))
     }
-    fn revoke_jti<'a>(&'a self, _: &'a str, _: SystemTime) -> StoreFuture<'a, ()> {
-        down()
+    fn revoke_jti<'a>(&'a self, j: &'a str, until: SystemTime) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.revoke_jti(j, until))
     }
-    fn jti_revoked<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
-        down()
+    fn jti_revoked<'a>(&'a self, j: &'a str) -> StoreFuture<'a, bool> {
+        self.guard(self.inner.jti_revoked(j))
     }
 }
 
 #[tokio::test]
-async fn an_unavailable_store_fails_closed_with_503() {
-    let srv = start_with_store(|_| {}, Arc::new(DownStore)).await;
-    // Registration is rate limited through the store: no answer, no registration.
+async fn an_unavailable_store_fails_closed_with_503_and_recovers() {
+    let store = Arc::new(ToggleStore::default());
+    let srv = start_with_store(|_| {}, store.clone()).await;
+    let client = srv.register_public("Store test").await;
+    let (verifier, challenge) = pkce_pair();
+    let code = srv.code_for(&client, &challenge).await;
+    let authorize = srv.authorize_query(&client, &challenge, "d", &[]);
+    let page = srv.get(&authorize, None).await;
+    assert_eq!(page.status, 200);
+
+    store.down.store(true, Ordering::SeqCst);
     let r = srv
         .register_raw(&json!({"redirect_uris": ["https://c.example/cb"], "token_endpoint_auth_method": "none"}))
         .await;
     assert_oauth_error(&r, 503, "temporarily_unavailable", "register with the store down");
     assert!(!r.body.contains("connection refused"), "no internals in the error: {}", r.body);
-
-    // Register directly, then: login (rate limited through the store) → 503 page; token → 503.
-    let reg = srv
-        .state
-        .clients()
-        .register(
-            &serde_json::from_value(
-                json!({"redirect_uris": ["http://127.0.0.1:43210/callback"], "token_endpoint_auth_method": "none"}),
-            )
-            .expect("metadata"),
-        )
-        .expect("register");
-    let client = Registered {
-        id: reg.client.client_id.clone(),
-        secret: None,
-        redirect: "http://127.0.0.1:43210/callback".into(),
-    };
-    let (verifier, challenge) = pkce_pair();
-    let (_, posted) =
-        srv.consent(&srv.authorize_query(&client, &challenge, "d", &[]), "alice", ALICE_PW, "approve").await;
-    assert_error_page(&posted, 503, "temporarily_unavailable", "login with the store down");
-    let r = srv.exchange(&client, "some-code", &verifier).await;
+    assert_error_page(
+        &srv.get(&authorize, None).await,
+        503,
+        "temporarily_unavailable",
+        "authorize with the store down",
+    );
+    let r = srv.exchange(&client, &code, &verifier).await;
     assert_oauth_error(&r, 503, "temporarily_unavailable", "token with the store down");
+    let r = srv
+        .post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client.id)], &[])
+        .await;
+    assert_oauth_error(&r, 503, "temporarily_unavailable", "refresh with the store down");
+
+    // Back up: the code was never consumed, so it still works.
+    store.down.store(false, Ordering::SeqCst);
+    let r = srv.exchange(&client, &code, &verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+// --------------------------------------------------------------------------------- two replicas
+
+#[tokio::test]
+async fn replicas_sharing_a_store_act_as_one_server() {
+    let store: Arc<dyn SharedStore> = Arc::new(MemoryStore::default());
+    let key = SigningKey::generate(Alg::EdDSA).expect("key");
+    let der = key.to_pkcs8_der().expect("der");
+    let a = start_full(|_| {}, store.clone(), key).await;
+    let b_key = SigningKey::from_pkcs8_der(&der).expect("same key");
+    // Replica B answers on another port; it must accept A's issuer and resource to share state,
+    // so both are configured with A's URLs (as replicas behind one load balancer would be).
+    let (issuer, resource) = (a.base.clone(), a.resource.clone());
+    let b = start_full(
+        move |c| {
+            c.issuer = issuer;
+            c.canonical_resource = resource;
+        },
+        store,
+        b_key,
+    )
+    .await;
+
+    // Registered on A, known to B; the code minted on A is redeemed on B, once.
+    let client = a.register_public("Replicated").await;
+    let (verifier, challenge) = pkce_pair();
+    let code = a.code_for(&client, &challenge).await;
+    let r = b.exchange(&client, &code, &verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let refresh = r.json()["refresh_token"].as_str().expect("refresh").to_owned();
+    let r = a.exchange(&client, &code, &verifier).await;
+    assert_oauth_error(&r, 400, "invalid_grant", "code replayed on the other replica");
+    // The replay on A revoked the family B issued.
+    let r = b.refresh(&client, &refresh, None).await;
+    assert_oauth_error(&r, 400, "invalid_grant", "family revoked across replicas");
 }

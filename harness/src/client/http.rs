@@ -328,7 +328,19 @@ impl HttpClient {
         let record = RequestRecord {
             method: req.method.to_string(),
             target: url.to_string(),
-            headers: headers.iter().map(|(n, v)| (n.clone(), redact_header(n, v))).collect(),
+            // Values of operator-supplied headers (`--header`) may be credentials under any name.
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    let operator = self.target.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+                    let shown = if operator && !req.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)) {
+                        "[REDACTED]".to_owned()
+                    } else {
+                        redact_header(n, v)
+                    };
+                    (n.clone(), shown)
+                })
+                .collect(),
             body: req.body.as_deref().map(|b| excerpt(b).0).unwrap_or_default(),
         };
         let mut builder = self.client.request(req.method.clone(), url.clone());

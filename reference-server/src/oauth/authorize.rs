@@ -72,6 +72,15 @@ impl Rejection {
         Rejection::Page { status: StatusCode::BAD_REQUEST, error, description: description.into() }
     }
 
+    fn store(e: &StoreError) -> Self {
+        tracing::error!(error = %e, "oauth authorize: shared store failed; refusing");
+        Rejection::Page {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: "The authorization state store is unavailable. Try again later.".into(),
+        }
+    }
+
     fn into_response(self, state: &OAuthState) -> Response {
         match self {
             Rejection::Page { status, error, description } => error_page(status, error, &description),
@@ -101,14 +110,17 @@ fn store_failure_page(e: &StoreError) -> Response {
 }
 
 /// Validates an authorization request (query of GET, form of POST).
-pub(crate) fn validate(state: &OAuthState, params: &Params) -> Result<AuthzRequest, Rejection> {
+pub(crate) async fn validate(state: &OAuthState, params: &Params) -> Result<AuthzRequest, Rejection> {
     // 1. Who asks, and where the answer may go. Errors here never redirect.
     let client_id = params
         .get("client_id")
         .map_err(|_| Rejection::page("invalid_request", "client_id was sent more than once"))?
         .ok_or_else(|| Rejection::page("invalid_request", "client_id is required"))?;
-    let client =
-        state.clients().get(client_id).ok_or_else(|| Rejection::page("invalid_client", "unknown client_id"))?;
+    let client = match state.clients().get(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(Rejection::page("invalid_client", "unknown client_id")),
+        Err(e) => return Err(Rejection::store(&e)),
+    };
     let redirect_uri = params
         .get("redirect_uri")
         .map_err(|_| Rejection::page("invalid_request", "redirect_uri was sent more than once"))?
@@ -138,7 +150,10 @@ pub(crate) fn validate(state: &OAuthState, params: &Params) -> Result<AuthzReque
         state: st.clone(),
     };
     if let Some(name) = params.repeated_except(&["resource"]) {
-        return Err(fail("invalid_request", &format!("parameter {name} was sent more than once")));
+        return Err(fail(
+            "invalid_request",
+            &format!("parameter {} was sent more than once", super::quoted_name(name)),
+        ));
     }
     if params.get("response_type").ok().flatten() != Some("code") {
         return Err(fail("unsupported_response_type", "only response_type=code is supported"));
@@ -167,7 +182,8 @@ pub(crate) fn validate(state: &OAuthState, params: &Params) -> Result<AuthzReque
     };
     let scope = match params.get("scope").ok().flatten() {
         None => state.config().default_scope.clone(),
-        Some(s) => super::parse_scope(s).map_err(|bad| fail("invalid_scope", &format!("unsupported scope {bad}")))?,
+        Some(s) => super::parse_scope(s)
+            .map_err(|bad| fail("invalid_scope", &format!("unsupported scope {}", super::quoted_name(&bad))))?,
     };
     let scope = if scope.is_empty() { state.config().default_scope.clone() } else { scope };
     Ok(AuthzRequest { client, redirect_uri, scope, state: st, code_challenge: code_challenge.to_owned(), resource })
@@ -183,12 +199,16 @@ pub(crate) async fn get_authorize(State(state): State<OAuthState>, uri: Uri, hea
     let Some(params) = Params::parse(uri.query().unwrap_or("").as_bytes()) else {
         return error_page(StatusCode::BAD_REQUEST, "invalid_request", "too many parameters");
     };
-    let request = match validate(&state, &params) {
+    let request = match validate(&state, &params).await {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(&state),
     };
-    let user = signed_in_user(&state, &headers);
-    if let Some(user) = &user {
+    // OpenID `prompt=login` / `prompt=consent`: the client wants the person asked again.
+    let prompt = params.get("prompt").ok().flatten().unwrap_or("");
+    let prompted = |v: &str| prompt.split(' ').any(|p| p == v);
+    let ask_again = prompted("login") || prompted("consent");
+    let user = if prompted("login") { None } else { signed_in_user(&state, &headers) };
+    if let (Some(user), false) = (&user, ask_again) {
         // Consent given earlier to this very client for these scopes: no question, straight back.
         let granted = grantable(&request.scope, user);
         if !granted.is_empty() && state.consents().covers(&user.name, &request.client.client_id, &granted) {
@@ -278,7 +298,7 @@ pub(crate) async fn post_authorize(
             "The form's CSRF token is missing or does not match its cookie. Start again from the application.",
         );
     }
-    let request = match validate(&state, &params) {
+    let request = match validate(&state, &params).await {
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(&state),
     };
@@ -320,7 +340,7 @@ pub(crate) async fn post_authorize(
             Err(LoginFailure::Limited(retry_after)) => {
                 let mut response = error_page(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "temporarily_unavailable",
+                    "slow_down",
                     "Too many sign-in attempts. Wait and try again.",
                 );
                 let secs = crate::rate_limit::retry_after_secs(retry_after);

@@ -206,7 +206,10 @@ pub struct ClientRegistry {
 
 impl fmt::Debug for ClientRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientRegistry").field("store", &self.store.backend()).field("idle_ttl", &self.idle_ttl).finish()
+        f.debug_struct("ClientRegistry")
+            .field("store", &self.store.backend())
+            .field("idle_ttl", &self.idle_ttl)
+            .finish()
     }
 }
 
@@ -228,8 +231,7 @@ impl ClientRegistry {
             return Ok(None);
         }
         let Some(bytes) = self.store.get_session(&client_key(client_id)).await? else { return Ok(None) };
-        let client: Client =
-            serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt("client record".into()))?;
+        let client: Client = serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt("client record".into()))?;
         // A record under another id would mean a corrupt or tampered store: never serve it.
         if client.client_id != client_id {
             return Err(StoreError::Corrupt("client record".into()));
@@ -259,7 +261,10 @@ impl ClientRegistry {
             secret_sha256,
         };
         let bytes = serde_json::to_vec(&client).map_err(|_| RegistrationError::Random)?;
-        self.store.put_session(&client_key(&client_id), &bytes, self.idle_ttl).await.map_err(RegistrationError::Store)?;
+        self.store
+            .put_session(&client_key(&client_id), &bytes, self.idle_ttl)
+            .await
+            .map_err(RegistrationError::Store)?;
         Ok(Registered { client: Arc::new(client), client_secret })
     }
 }
@@ -284,7 +289,8 @@ fn validate_metadata(m: &ClientMetadata) -> Result<Validated, RegistrationError>
     };
     let mut grant_types = Vec::new();
     for g in m.grant_types.as_deref().unwrap_or(&["authorization_code".to_owned()]) {
-        let grant = GrantType::parse(g).ok_or_else(|| meta_err(format!("unsupported grant type {g:?}")))?;
+        let grant =
+            GrantType::parse(g).ok_or_else(|| meta_err(format!("unsupported grant type {}", super::quoted_name(g))))?;
         if !grant_types.contains(&grant) {
             grant_types.push(grant);
         }
@@ -296,7 +302,7 @@ fn validate_metadata(m: &ClientMetadata) -> Result<Validated, RegistrationError>
     let response_types =
         m.response_types.clone().unwrap_or_else(|| if wants_code { vec!["code".into()] } else { vec![] });
     if let Some(bad) = response_types.iter().find(|r| r.as_str() != "code") {
-        return Err(meta_err(format!("unsupported response type {bad:?}")));
+        return Err(meta_err(format!("unsupported response type {}", super::quoted_name(bad))));
     }
     // RFC 7591 §2.1: the code response type and the authorization_code grant go together.
     if wants_code != response_types.iter().any(|r| r == "code") {
@@ -333,7 +339,9 @@ fn validate_metadata(m: &ClientMetadata) -> Result<Validated, RegistrationError>
     }
     let scope = match &m.scope {
         None => SUPPORTED_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        Some(s) => super::parse_scope(s).map_err(|bad| meta_err(format!("unsupported scope {bad:?}")))?,
+        Some(s) => {
+            super::parse_scope(s).map_err(|bad| meta_err(format!("unsupported scope {}", super::quoted_name(&bad))))?
+        }
     };
     Ok(Validated { client_name, redirect_uris, grant_types, auth_method, scope })
 }
@@ -347,7 +355,8 @@ fn is_invisible(c: char) -> bool {
 /// wildcard, no user info, no backslash or whitespace, and in the URL parser's normal form so that
 /// the exact-string match later means exactly one destination.
 pub fn validate_redirect_uri(raw: &str) -> Result<(), RegistrationError> {
-    let bad = |why: &str| RegistrationError::InvalidRedirectUri(format!("{why}: {raw:?}"));
+    // The URI itself stays out of the description: it is untrusted and may hold any character.
+    let bad = |why: &str| RegistrationError::InvalidRedirectUri(why.to_owned());
     if raw.is_empty() || raw.len() > MAX_REDIRECT_URI_BYTES {
         return Err(bad("redirect URI must be 1-2000 bytes"));
     }

@@ -86,9 +86,9 @@ async fn token_inner(state: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Re
     }
     let params = Params::parse(body).ok_or_else(|| invalid_request("too many parameters"))?;
     if let Some(name) = params.repeated_except(&[]) {
-        return Err(invalid_request(format!("parameter {name} was sent more than once")));
+        return Err(invalid_request(format!("parameter {} was sent more than once", super::quoted_name(name))));
     }
-    let client = authenticate_client(state, headers, &params)?;
+    let client = authenticate_client(state, headers, &params).await?;
     match params.get("grant_type").ok().flatten() {
         Some("authorization_code") => authorization_code(state, &client, &params).await,
         Some("refresh_token") => refresh_token(state, &client, &params).await,
@@ -100,10 +100,13 @@ async fn token_inner(state: &OAuthState, headers: &HeaderMap, body: &[u8]) -> Re
 
 /// Client authentication (RFC 6749 §2.3): HTTP Basic, or `client_secret` in the form, exactly as
 /// the client registered; public clients name themselves with `client_id` and present no secret.
-fn authenticate_client(state: &OAuthState, headers: &HeaderMap, params: &Params) -> Result<Arc<Client>, OAuthError> {
+async fn authenticate_client(
+    state: &OAuthState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Arc<Client>, OAuthError> {
     let form_id = params.get("client_id").ok().flatten();
     let form_secret = params.get("client_secret").ok().flatten();
-    let lookup = |id: &str| state.clients().get(id).ok_or_else(|| OAuthError::invalid_client("unknown client"));
     if let Some((id, secret)) = basic_credentials(headers)? {
         if form_secret.is_some() {
             return Err(invalid_request("use one client authentication method, not two"));
@@ -111,14 +114,14 @@ fn authenticate_client(state: &OAuthState, headers: &HeaderMap, params: &Params)
         if form_id.is_some_and(|f| f != id) {
             return Err(OAuthError::invalid_client("client_id does not match the authenticated client"));
         }
-        let client = lookup(&id)?;
+        let client = lookup_client(state, &id).await?;
         if client.auth_method != AuthMethod::ClientSecretBasic || !client.secret_matches(&secret) {
             return Err(OAuthError::invalid_client("client authentication failed"));
         }
         return Ok(client);
     }
     let id = form_id.ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
-    let client = lookup(id)?;
+    let client = lookup_client(state, id).await?;
     let authenticated = match client.auth_method {
         AuthMethod::None => form_secret.is_none(),
         AuthMethod::ClientSecretPost => form_secret.is_some_and(|s| client.secret_matches(s)),
@@ -128,6 +131,10 @@ fn authenticate_client(state: &OAuthState, headers: &HeaderMap, params: &Params)
         return Err(OAuthError::invalid_client("client authentication failed"));
     }
     Ok(client)
+}
+
+async fn lookup_client(state: &OAuthState, id: &str) -> Result<Arc<Client>, OAuthError> {
+    state.clients().get(id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))
 }
 
 /// `Authorization: Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 says. Any other
