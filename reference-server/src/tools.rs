@@ -73,6 +73,18 @@ pub struct ToolContext {
 }
 
 impl ToolContext {
+    /// A context whose client connection leads nowhere (messages are dropped), for tests and
+    /// benchmarks that call tools directly.
+    pub fn detached(principal: Principal) -> Self {
+        let session = Arc::new(crate::session::Session::new(
+            crate::protocol::ProtocolVersion::LATEST,
+            principal.clone(),
+            json!({}),
+        ));
+        let peer = Peer::new(tokio::sync::mpsc::channel(8).0, session, std::time::Duration::from_secs(1));
+        Self { principal, peer, progress_token: None }
+    }
+
     /// Sends `notifications/progress` if the client asked for progress; otherwise does nothing.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
         let Some(token) = &self.progress_token else { return };

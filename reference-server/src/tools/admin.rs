@@ -101,24 +101,16 @@ impl Tool for AdminPurgeNotes {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
 
     use super::*;
     use crate::auth::Principal;
-    use crate::protocol::ProtocolVersion;
+
     use crate::schema::{InputValidator, strictness_problems};
-    use crate::session::{Peer, Session};
+
     use crate::tools::ToolRegistry;
 
     fn ctx(principal: Principal) -> ToolContext {
-        let session = Arc::new(Session::new(ProtocolVersion::LATEST, principal.clone(), json!({})));
-        ToolContext {
-            principal,
-            peer: Peer::new(mpsc::channel(8).0, session, Duration::from_secs(1)),
-            progress_token: None,
-        }
+        ToolContext::detached(principal)
     }
 
     async fn purge(tool: &AdminPurgeNotes, who: Principal, target: &str) -> Result<Value, ToolError> {

@@ -121,26 +121,15 @@ impl Tool for FetchDocument {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
 
     use super::*;
     use crate::auth::Principal;
-    use crate::protocol::ProtocolVersion;
+
     use crate::sanitize::{is_stripped, sanitize, sanitize_tool_text};
     use crate::schema::{InputValidator, strictness_problems};
-    use crate::session::{Peer, Session};
 
     fn ctx() -> ToolContext {
-        let principal = Principal::anonymous();
-        let session = Arc::new(Session::new(ProtocolVersion::LATEST, principal.clone(), json!({})));
-        ToolContext {
-            principal,
-            peer: Peer::new(mpsc::channel(8).0, session, Duration::from_secs(1)),
-            progress_token: None,
-        }
+        ToolContext::detached(Principal::anonymous())
     }
 
     async fn fetch(id: &str) -> Result<String, ToolError> {

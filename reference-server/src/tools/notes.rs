@@ -327,24 +327,14 @@ impl Tool for NotesDelete {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use tokio::sync::mpsc;
 
     use super::*;
     use crate::auth::Principal;
-    use crate::protocol::ProtocolVersion;
+
     use crate::schema::{InputValidator, strictness_problems};
-    use crate::session::{Peer, Session};
 
     fn ctx(id: &str) -> ToolContext {
-        let principal = Principal { id: id.to_owned(), tier: Tier::Owner };
-        let session = Arc::new(Session::new(ProtocolVersion::LATEST, principal.clone(), json!({})));
-        ToolContext {
-            principal,
-            peer: Peer::new(mpsc::channel(8).0, session, Duration::from_secs(1)),
-            progress_token: None,
-        }
+        ToolContext::detached(Principal { id: id.to_owned(), tier: Tier::Owner })
     }
 
     async fn call(tool: &dyn Tool, who: &str, args: Value) -> Result<Value, ToolError> {
