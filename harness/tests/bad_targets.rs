@@ -5,123 +5,23 @@
 //! The hostile HTTP servers are raw TCP listeners on 127.0.0.1 written here, so they can do
 //! what no well-behaved framework would: stream forever, lie about lengths, send invalid UTF-8.
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::{BIN, Run, Watchdog};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcproof");
 /// The watchdog kills a run that uses more memory than this (the harness reads at most 1 MiB
 /// per response and queues a few such lines; a debug build idles at about 20 MiB).
 const RSS_LIMIT_KB: u64 = 200 * 1024;
 
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// Highest resident set size seen while it ran (VmHWM), in KiB.
-    peak_rss_kb: u64,
-}
-
-impl Run {
-    /// Ended by itself with `code`, no panic, and stderr mentioning each of `needles`.
-    fn expect(&self, code: i32, needles: &[&str]) -> &Self {
-        assert_eq!(self.code, Some(code), "expected exit {code}: {self:#?}");
-        self.no_panic();
-        for needle in needles {
-            assert!(
-                self.stderr.to_lowercase().contains(&needle.to_lowercase()),
-                "stderr should mention `{needle}`:\n{}",
-                self.stderr
-            );
-        }
-        self
-    }
-
-    fn no_panic(&self) {
-        assert!(!self.stderr.contains("panicked"), "the harness panicked:\n{}", self.stderr);
-    }
-
-    fn within(&self, limit: Duration) -> &Self {
-        assert!(self.elapsed < limit, "took {:?}, expected under {limit:?}", self.elapsed);
-        self
-    }
-}
-
 /// Runs the binary with `args`; kills it (and its process group) after `limit` or when it
 /// uses more than [`RSS_LIMIT_KB`], and fails the test if it had to.
 fn mcproof(args: &[&str], limit: Duration) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("MCPROOF_BEARER")
-        .env_remove("MCPROOF_API_KEY")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("spawn mcproof");
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut peak_rss_kb = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        peak_rss_kb = peak_rss_kb.max(vm_hwm_kb(pid).unwrap_or(0));
-        let why = if started.elapsed() > limit {
-            Some(format!("still running after {limit:?}"))
-        } else if peak_rss_kb > RSS_LIMIT_KB {
-            Some(format!("uses {peak_rss_kb} KiB of memory"))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            kill_group(pid);
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-            panic!("watchdog: `mcproof {}` {why}; killed it\nstderr:\n{stderr}", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = started.elapsed();
-    kill_group(pid);
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    Run { code: status.code(), stdout, stderr, elapsed, peak_rss_kb }
-}
-
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    support::mcproof_watched(args, Watchdog { time: limit, rss_kb: Some(RSS_LIMIT_KB) })
 }
 
 /// Processes whose command line is exactly `argv`.
@@ -272,11 +172,11 @@ fn refused_connection_exits_3() {
     let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let url = format!("http://127.0.0.1:{port}/mcp");
     let run = mcproof(&["scan", &url, "--timeout", "3"], Duration::from_secs(20));
-    run.expect(3, &["cannot reach the target"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["cannot reach the target"]).within(Duration::from_secs(10));
     assert!(run.stdout.is_empty(), "no report for an unreachable target: {}", run.stdout);
 
     let run = mcproof(&["scan", "http://127.0.0.1:1/mcp", "--timeout", "3"], Duration::from_secs(20));
-    run.expect(3, &["cannot reach the target"]);
+    run.expect_mentioning(3, &["cannot reach the target"]);
 }
 
 #[test]
@@ -286,7 +186,7 @@ fn garbage_answer_exits_3() {
         let _ = stream.write_all(&noise(8192, 0x9e37_79b9_7f4a_7c15));
     });
     let run = mcproof(&["scan", &url, "--timeout", "3"], Duration::from_secs(20));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
@@ -296,7 +196,7 @@ fn not_http_at_all_exits_3() {
         let _ = stream.write_all(&noise(512, 7));
     });
     let run = mcproof(&["scan", &url, "--timeout", "3"], Duration::from_secs(20));
-    run.expect(3, &[]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &[]).within(Duration::from_secs(10));
     assert!(run.stderr.contains("mcproof: error:"), "{}", run.stderr);
 }
 
@@ -310,7 +210,7 @@ fn endless_sse_without_a_response_exits_3() {
         }
     });
     let run = mcproof(&["scan", &url, "--timeout", "3"], Duration::from_secs(25));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(12));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(12));
 }
 
 #[test]
@@ -321,7 +221,7 @@ fn endless_sse_line_without_newline_exits_3() {
         while stream.write_all(&chunk).is_ok() {}
     });
     let run = mcproof(&["scan", &url, "--timeout", "3"], Duration::from_secs(25));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(12));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(12));
     assert!(run.peak_rss_kb < RSS_LIMIT_KB);
 }
 
@@ -337,7 +237,7 @@ fn hundred_megabyte_body_is_read_only_to_the_limit() {
         }
     });
     let run = mcproof(&["scan", &url, "--timeout", "5"], Duration::from_secs(25));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(12));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(12));
     eprintln!("peak RSS {} KiB", run.peak_rss_kb);
     assert!(run.peak_rss_kb < RSS_LIMIT_KB, "peak RSS {} KiB", run.peak_rss_kb);
 }
@@ -492,13 +392,13 @@ fn stdio_server_answering_only_initialize_ends_with_a_report() {
 #[test]
 fn stdio_child_exiting_at_once_exits_3() {
     let run = mcproof(&["scan", "--timeout", "3", "--", "sh", "-c", "exit 0"], Duration::from_secs(20));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
 fn stdio_command_not_found_exits_3() {
     let run = mcproof(&["scan", "--", "/nonexistent/mcp-server-binary"], Duration::from_secs(20));
-    run.expect(3, &["/nonexistent/mcp-server-binary"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["/nonexistent/mcp-server-binary"]).within(Duration::from_secs(10));
 }
 
 #[test]
@@ -506,7 +406,7 @@ fn stdio_child_that_never_answers_is_killed() {
     let secs = format!("60.{}", std::process::id());
     let run =
         mcproof(&["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sleep", &secs], Duration::from_secs(20));
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     assert!(processes_running(&["sleep", &secs]).is_empty(), "the child was left running");
 }
 
@@ -541,7 +441,7 @@ fn stdio_startup_timeout_governs_initialize() {
         &["scan", "--timeout", "1", "--startup-timeout", "1", "--", "sh", "-c", &slow],
         Duration::from_secs(20),
     );
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
@@ -550,7 +450,7 @@ fn stdio_child_swallowing_input_exits_3() {
         &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "sh", "-c", "cat >/dev/null"],
         Duration::from_secs(20),
     );
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
 }
 
 #[test]
@@ -559,7 +459,7 @@ fn stdio_child_flooding_lines_stays_bounded() {
         &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "yes", "not json"],
         Duration::from_secs(20),
     );
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     eprintln!("peak RSS {} KiB", run.peak_rss_kb);
 }
 
@@ -569,6 +469,6 @@ fn stdio_child_writing_an_endless_line_stays_bounded() {
         &["scan", "--startup-timeout", "2", "--timeout", "2", "--", "cat", "/dev/zero"],
         Duration::from_secs(20),
     );
-    run.expect(3, &["does not speak MCP"]).within(Duration::from_secs(10));
+    run.expect_mentioning(3, &["does not speak MCP"]).within(Duration::from_secs(10));
     eprintln!("peak RSS {} KiB", run.peak_rss_kb);
 }

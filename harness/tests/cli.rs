@@ -4,125 +4,18 @@
 //! Every run of the binary is bounded by a watchdog that kills it (and its process group)
 //! after a hard limit; a test that had to kill fails.
 
-use std::io::Read as _;
-use std::os::unix::process::CommandExt as _;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::{BIN, mcproof, tail};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcproof");
 /// Hard limit for a scan of the embedded server or a stdio twin (normally a few seconds).
 const SCAN_LIMIT: Duration = Duration::from_secs(60);
 /// Hard limit for commands that scan nothing.
 const QUICK_LIMIT: Duration = Duration::from_secs(20);
-
-/// What a finished run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
-    }
-
-    fn expect(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}, got {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code,
-            tail(&self.stdout),
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "the harness panicked:\n{}", self.stderr);
-        self
-    }
-
-    /// Exit 2 with something on stderr that mentions `needle` (case-insensitive).
-    fn usage_error(&self, needle: &str) {
-        self.expect(2);
-        assert!(
-            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
-            "stderr should mention `{needle}`:\n{}",
-            self.stderr
-        );
-    }
-}
-
-fn tail(s: &str) -> &str {
-    let start = s.char_indices().rev().nth(3000).map_or(0, |(i, _)| i);
-    &s[start..]
-}
-
-/// Runs the binary with `args`, killing it (and everything it started) after `limit`.
-fn mcproof(args: &[&str], limit: Duration) -> Run {
-    run_bin(BIN, args, limit)
-}
-
-fn run_bin(bin: &str, args: &[&str], limit: Duration) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_remove("MCPROOF_BEARER")
-        .env_remove("MCPROOF_API_KEY")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("spawn mcproof");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            kill_group(child.id());
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-            panic!(
-                "watchdog: `mcproof {}` still running after {limit:?}; killed it\nstderr:\n{stderr}",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    // Whatever the run left behind in its process group goes too (nothing should be there).
-    kill_group(child.id());
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    Run { code: status.code(), stdout, stderr, elapsed }
-}
-
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod api_keys;
+pub mod authenticator;
 pub mod jwks;
 pub mod jwt;
 pub mod pkce;
@@ -56,17 +57,13 @@ impl Principal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthPolicy {
-    /// No credential is asked for: every caller is [`Principal::anonymous`], which holds the
-    /// public, authenticated and owner tiers but never admin.
+    /// Authentication off: every caller is [`Principal::anonymous`], which holds the public,
+    /// authenticated and owner tiers but never admin. For local development.
     #[default]
     Public,
-}
-
-impl AuthPolicy {
-    /// Resolves the principal for a request. Under `public` there is nothing to check.
-    pub fn principal(&self, _headers: &http::HeaderMap) -> Principal {
-        match self {
-            AuthPolicy::Public => Principal::anonymous(),
-        }
-    }
+    /// Every MCP request needs a valid bearer token or API key.
+    Required,
+    /// Callers without a credential see and call only public tools; a presented credential must
+    /// be valid. The conformance profile uses it.
+    PublicTier,
 }

@@ -37,8 +37,11 @@ pub struct Config {
     /// Append the hash-chained audit log here (JSON lines). Unset: audit events go to the
     /// server log on stderr only.
     pub audit_log: Option<PathBuf>,
-    /// Authentication policy.
-    pub auth: AuthPolicy,
+    /// Authentication and the built-in authorization server.
+    pub auth: AuthConfig,
+    /// Keep shared state (rate limits, one-time codes, refresh-token families, revocations) in
+    /// this Redis (`redis://127.0.0.1:6379`), so that several replicas act as one server.
+    pub redis: Option<String>,
     /// Fault switches (only with the `faults` feature; never from a file).
     #[serde(skip)]
     pub faults: crate::faults::Faults,
@@ -57,8 +60,49 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             sandbox_dir: None,
             audit_log: None,
-            auth: AuthPolicy::Public,
+            auth: AuthConfig::default(),
+            redis: None,
             faults: crate::faults::Faults::default(),
+        }
+    }
+}
+
+/// Authentication: the policy, the built-in OAuth 2.1 authorization server, API keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `public` (authentication off), `required` or `public-tier`.
+    pub policy: AuthPolicy,
+    /// Run the built-in authorization server (metadata, registration, authorize, token, JWKS).
+    pub authorization_server: bool,
+    /// The issuer (an origin, `https://host[:port]`); default: the server's own origin.
+    pub issuer: Option<String>,
+    /// The canonical resource URI tokens must be issued for; default: the server's `/mcp` URL.
+    pub resource: Option<String>,
+    /// Users who can log in at `/authorize` (Argon2id PHC hashes, never passwords).
+    pub users: Vec<crate::oauth::users::User>,
+    /// API-key store written by `mcproof-server keys` (only SHA-256 digests inside).
+    pub api_keys_file: Option<PathBuf>,
+    /// PKCS#8 PEM signing key for access tokens; an ephemeral Ed25519 key when unset.
+    pub signing_key_file: Option<PathBuf>,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            policy: AuthPolicy::Public,
+            authorization_server: true,
+            issuer: None,
+            resource: None,
+            users: Vec::new(),
+            api_keys_file: None,
+            signing_key_file: None,
+            access_token_ttl_secs: 3_600,
+            refresh_token_ttl_secs: 30 * 24 * 3_600,
         }
     }
 }
@@ -250,6 +294,15 @@ impl Config {
                     "allowed host `{host}` must be a bare host name without port or wildcard"
                 )));
             }
+        }
+        let a = &self.auth;
+        if a.access_token_ttl_secs == 0 || a.refresh_token_ttl_secs == 0 {
+            return Err(ConfigError::Invalid("auth token lifetimes must be greater than 0".into()));
+        }
+        if let Some(redis) = &self.redis
+            && !redis.starts_with("redis://")
+        {
+            return Err(ConfigError::Invalid("redis must be a redis:// URL".into()));
         }
         if !self.listen.ip().is_loopback() && self.allowed_hosts.is_empty() {
             return Err(ConfigError::Invalid(

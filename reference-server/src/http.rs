@@ -9,18 +9,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
+use axum::routing::{MethodRouter, get};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::audit::AuditEvent;
+use crate::auth::authenticator::{Authenticator, Caller, Refusal};
+use crate::auth::jwt::TokenVerifier;
+use crate::auth::policy::{Action, Decision};
 use crate::jsonrpc::{self, Id, Incoming, Message};
 use crate::protocol::ProtocolVersion;
 use crate::rate_limit::{Limited, retry_after_secs};
@@ -42,27 +47,153 @@ pub struct AppState {
     pub server: McpServer,
     pub origins: Arc<OriginPolicy>,
     pub tls: bool,
+    pub auth: Arc<Authenticator>,
+    /// RFC 9728 protected resource metadata, served at both well-known URLs.
+    pub resource_metadata: Arc<Value>,
 }
 
-/// The router: `/mcp` and nothing else, behind the guards.
+/// The router: `/mcp` behind the Origin guard and authentication, the protected resource
+/// metadata, and (when enabled) the built-in authorization server; all behind the Host guard.
 pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
-    let config = server.config();
+    let config = server.config().clone();
     let origins = Arc::new(OriginPolicy::new(bound, tls, &config.allowed_hosts, &config.allowed_origins));
     let request_timeout = Duration::from_millis(config.limits.request_timeout_ms);
-    let state = AppState { server, origins, tls };
-    let mcp = MethodRouter::new().post(post_mcp).get(get_mcp).delete(delete_mcp).fallback(method_not_allowed);
-    Router::new()
-        .route("/mcp", mcp)
+    let scheme = if tls { "https" } else { "http" };
+    let origin = format!("{scheme}://{bound}");
+    let resource = config.auth.resource.clone().unwrap_or_else(|| format!("{origin}/mcp"));
+    let issuer = config.auth.issuer.clone().unwrap_or_else(|| origin.clone());
+    let resource_metadata_url = format!("{origin}/.well-known/oauth-protected-resource/mcp");
+    let (oauth, verifier) = match build_authorization_server(&server, &config, &issuer, &resource) {
+        Ok(built) => built,
+        Err(e) => {
+            // Fail closed: with enforcement on and no way to verify tokens, only API keys work.
+            tracing::error!(error = %e, "the authorization server could not be built");
+            (None, None)
+        }
+    };
+    let authorization_servers = if oauth.is_some() { vec![issuer.clone()] } else { Vec::new() };
+    let resource_metadata = Arc::new(crate::auth::www_authenticate::protected_resource_metadata(
+        &resource,
+        &authorization_servers,
+        &crate::auth::policy::SCOPES,
+    ));
+    let auth = Arc::new(Authenticator::new(
+        config.auth.policy,
+        verifier,
+        server.api_keys().cloned(),
+        server.store().clone(),
+        resource_metadata_url,
+    ));
+    let state = AppState { server, origins, tls, auth, resource_metadata };
+    let mcp_method = MethodRouter::new().post(post_mcp).get(get_mcp).delete(delete_mcp).fallback(method_not_allowed);
+    let mcp = Router::new()
+        .route("/mcp", mcp_method)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check_origin));
+    let mut router: Router = Router::new()
+        .merge(mcp)
+        .route("/.well-known/oauth-protected-resource", get(resource_metadata_document))
+        .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata_document))
         .fallback(not_found)
+        .with_state(state.clone());
+    if let Some(oauth) = oauth {
+        router = router.merge(crate::oauth::router(oauth));
+    }
+    router
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::check_host_and_origin))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check_host))
         .layer(middleware::from_fn(move |req: Request, next: Next| timeout(request_timeout, req, next)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
             generic_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::security_headers))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, guard::security_headers))
+}
+
+/// The built-in authorization server and the verifier for the tokens it issues, when
+/// authentication is enforced and the server is enabled.
+fn build_authorization_server(
+    server: &McpServer,
+    config: &crate::config::Config,
+    issuer: &str,
+    resource: &str,
+) -> Result<(Option<crate::oauth::OAuthState>, Option<TokenVerifier>), String> {
+    if config.auth.policy.enforced().is_none() || !config.auth.authorization_server {
+        return Ok((None, None));
+    }
+    let mut oauth_config = crate::oauth::OAuthConfig::new(issuer, resource, config.auth.users.clone());
+    oauth_config.access_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
+    oauth_config.refresh_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
+    let key = server.signing_key().map_err(|e| e.to_string())?;
+    let state = crate::oauth::OAuthState::new(oauth_config, key, server.store().clone()).map_err(|e| e.to_string())?;
+    let verifier = TokenVerifier::new(vec![state.token_issuer().trusted()]).map_err(|e| e.to_string())?;
+    Ok((Some(state), Some(verifier)))
+}
+
+async fn resource_metadata_document(State(state): State<AppState>) -> Response {
+    let mut response = json_response(StatusCode::OK, &state.resource_metadata);
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+/// Establishes the caller of an `/mcp` request (or refuses it) before anything is parsed.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match state.auth.authenticate(req.headers(), req.uri()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(refusal) => refuse(&state, &Caller::unauthenticated_owner(), &refusal),
+    }
+}
+
+/// The scope decision for every request in a body (all must be allowed).
+fn authorize_incoming(state: &AppState, caller: &Caller, incoming: &Incoming) -> Result<(), Refusal> {
+    let decide = |message: &Message| {
+        let (method, tool) = match message {
+            Message::Request(r) => {
+                let tool = (r.method == "tools/call")
+                    .then(|| r.params.as_ref()?.get("name")?.as_str())
+                    .flatten()
+                    .and_then(|name| state.server.tool_requirements(name));
+                (r.method.as_str(), tool)
+            }
+            Message::Notification(n) => (n.method.as_str(), None),
+            Message::Response(_) => ("notifications/response", None),
+        };
+        let action =
+            Action { method, tool_tier: tool.map(|(tier, _)| tier), read_only: tool.is_some_and(|(_, ro)| ro) };
+        match state.auth.authorize(caller, &action) {
+            Decision::Allow => Ok(()),
+            denied => Err(Refusal::Denied(denied)),
+        }
+    };
+    match incoming {
+        Incoming::Single(message) => decide(message),
+        Incoming::Batch(items) => items.iter().filter_map(|i| i.as_ref().ok()).try_for_each(decide),
+    }
+}
+
+/// A refusal with its status, `WWW-Authenticate` challenge and an RFC 6750-style body, audited.
+fn refuse(state: &AppState, caller: &Caller, refusal: &Refusal) -> Response {
+    state.server.audit().record(AuditEvent::AuthDecision {
+        principal: caller.principal.id.clone(),
+        action: "mcp".into(),
+        allowed: false,
+        reason: refusal.label().into(),
+    });
+    let error = match refusal {
+        Refusal::BadCredential(_) => "invalid_request",
+        Refusal::InvalidToken(..) => "invalid_token",
+        Refusal::Denied(Decision::InsufficientScope { .. }) => "insufficient_scope",
+        Refusal::Denied(_) => "unauthorized",
+        Refusal::Unavailable => "temporarily_unavailable",
+    };
+    let mut response = json_response(refusal.status(), &json!({ "error": error }));
+    if let Some(challenge) = refusal.challenge(&state.auth.resource_metadata_url) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
 }
 
 /// A JSON-RPC error body with an HTTP status; `id` is null when unknown.
@@ -159,6 +290,7 @@ fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Respon
 fn session_for(
     state: &AppState,
     headers: &HeaderMap,
+    caller: &Caller,
     id: Option<&Id>,
 ) -> Result<(Arc<Session>, ProtocolVersion), Response> {
     let faults = &state.server.config().faults;
@@ -178,7 +310,7 @@ fn session_for(
     }
     // Faults `session-required` and `session-unknown-accepted`: a throwaway session is made up.
     let throwaway = || {
-        let principal = state.server.config().auth.principal(headers);
+        let principal = caller.principal.clone();
         let version = header_version.unwrap_or(ProtocolVersion::LATEST);
         Ok((Arc::new(Session::new(version, principal, json!({}))), version))
     };
@@ -203,7 +335,7 @@ fn session_for(
         return Err(not_found());
     };
     // A session is bound to the principal that created it; anyone else cannot tell it exists.
-    if state.server.config().auth.principal(headers) != session.principal {
+    if caller.principal.id != session.principal.id {
         return Err(not_found());
     }
     // The negotiated version governs the session. A different but supported header value is
@@ -246,7 +378,12 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
 }
 
-async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+async fn post_mcp(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let content_type_ok = header_str(&headers, header::CONTENT_TYPE.as_str())
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
@@ -298,21 +435,26 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
             return json_response(StatusCode::BAD_REQUEST, &rejection.to_response());
         }
     };
+    if let Err(refusal) = authorize_incoming(&state, &caller, &incoming) {
+        return refuse(&state, &caller, &refusal);
+    }
     match incoming {
-        Incoming::Single(Message::Request(req)) if req.method == "initialize" => initialize(&state, &headers, req),
+        Incoming::Single(Message::Request(req)) if req.method == "initialize" => {
+            initialize(&state, &headers, &caller, req)
+        }
         Incoming::Single(message) => {
             let id = match &message {
                 Message::Request(r) => Some(r.id.clone()),
                 _ => None,
             };
-            let (session, version) = match session_for(&state, &headers, id.as_ref()) {
+            let (session, version) = match session_for(&state, &headers, &caller, id.as_ref()) {
                 Ok(found) => found,
                 Err(response) => return response,
             };
             handle_message(&state, session, version, message).await
         }
         Incoming::Batch(items) => {
-            let (session, version) = match session_for(&state, &headers, None) {
+            let (session, version) = match session_for(&state, &headers, &caller, None) {
                 Ok(found) => found,
                 Err(response) => return response,
             };
@@ -321,7 +463,7 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
     }
 }
 
-fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> Response {
+fn initialize(state: &AppState, headers: &HeaderMap, caller: &Caller, req: jsonrpc::Request) -> Response {
     // A client-chosen session id is never adopted (no fixation); an already-live session
     // cannot be initialized twice.
     if header_str(headers, SESSION_HEADER).is_some_and(|id| state.server.sessions().get(id).is_some()) {
@@ -332,8 +474,7 @@ fn initialize(state: &AppState, headers: &HeaderMap, req: jsonrpc::Request) -> R
             "Session is already initialized",
         );
     }
-    let principal = state.server.config().auth.principal(headers);
-    let (session, result) = match state.server.initialize(&req, principal) {
+    let (session, result) = match state.server.initialize(&req, caller.principal.clone()) {
         Ok(done) => done,
         Err(error) => return json_response(StatusCode::OK, &jsonrpc::error_response(Some(&req.id), &error)),
     };
@@ -466,7 +607,7 @@ async fn batch(
     }
 }
 
-async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn get_mcp(State(state): State<AppState>, Extension(caller): Extension<Caller>, headers: HeaderMap) -> Response {
     if !accepts(&headers, "text/event-stream") {
         return jsonrpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -475,7 +616,7 @@ async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response 
             "Accept must include text/event-stream",
         );
     }
-    let (session, _) = match session_for(&state, &headers, None) {
+    let (session, _) = match session_for(&state, &headers, &caller, None) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -494,8 +635,12 @@ async fn get_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
-async fn delete_mcp(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (session, _) = match session_for(&state, &headers, None) {
+async fn delete_mcp(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let (session, _) = match session_for(&state, &headers, &caller, None) {
         Ok(found) => found,
         Err(response) => return response,
     };

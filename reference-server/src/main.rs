@@ -32,6 +32,52 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// API keys: create (printed once), rotate (the old key keeps working for a grace period),
+    /// revoke, list. Only SHA-256 digests are stored.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Make a key for a principal and print it once on stdout.
+    Create {
+        /// The key store file (created if missing; mode 0600).
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The principal the key authenticates as.
+        #[arg(long)]
+        principal: String,
+        /// Scopes, comma-separated: mcp:read, mcp:write.
+        #[arg(long, value_delimiter = ',', default_value = "mcp:read")]
+        scopes: Vec<String>,
+        /// An operator key (adds mcp:admin).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Replace a key; the old one keeps working for the grace period.
+    Rotate {
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The key's public id (see `keys list`).
+        id: String,
+        /// Grace period in hours (default 48).
+        #[arg(long)]
+        grace_hours: Option<u64>,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        id: String,
+    },
+    /// List keys: ids, principals, scopes and states (never keys or digests).
+    List {
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +146,19 @@ struct ServeArgs {
     /// Log filter (tracing env-filter syntax), e.g. info or mcproof_server=debug.
     #[arg(long, env = "MCPROOF_LOG", default_value = "info", value_name = "FILTER")]
     log: String,
+    /// Authentication: public (off), required (every request needs a token or API key) or
+    /// public-tier (callers without a credential use public tools only).
+    #[arg(long, env = "MCPROOF_AUTH_POLICY", value_name = "POLICY", value_parser = parse_policy)]
+    auth_policy: Option<mcproof_server::auth::AuthPolicy>,
+    /// API-key store written by `mcproof-server keys create`.
+    #[arg(long, env = "MCPROOF_API_KEYS", value_name = "FILE")]
+    api_keys: Option<PathBuf>,
+    /// PKCS#8 PEM key that signs access tokens (default: an ephemeral Ed25519 key).
+    #[arg(long, env = "MCPROOF_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Keep shared state in this Redis (redis://HOST:PORT) so several replicas act as one.
+    #[arg(long, env = "MCPROOF_REDIS", value_name = "URL")]
+    redis: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -112,6 +171,16 @@ struct ServeArgs {
     #[cfg(feature = "faults")]
     #[arg(long)]
     list_faults: bool,
+}
+
+fn parse_policy(s: &str) -> Result<mcproof_server::auth::AuthPolicy, String> {
+    use mcproof_server::auth::AuthPolicy;
+    match s {
+        "public" => Ok(AuthPolicy::Public),
+        "required" => Ok(AuthPolicy::Required),
+        "public-tier" => Ok(AuthPolicy::PublicTier),
+        other => Err(format!("unknown auth policy `{other}`: use public, required or public-tier")),
+    }
 }
 
 fn parse_rate_limit(s: &str) -> Result<(String, Quota), String> {
@@ -157,6 +226,18 @@ impl ServeArgs {
         if let Some(bytes) = self.max_body_bytes {
             config.limits.max_body_bytes = bytes;
         }
+        if let Some(policy) = self.auth_policy {
+            config.auth.policy = policy;
+        }
+        if let Some(file) = &self.api_keys {
+            config.auth.api_keys_file = Some(file.clone());
+        }
+        if let Some(file) = &self.signing_key {
+            config.auth.signing_key_file = Some(file.clone());
+        }
+        if let Some(url) = &self.redis {
+            config.redis = Some(url.clone());
+        }
         if let Some(ms) = self.tool_timeout_ms {
             config.limits.tool_timeout_ms = ms;
         }
@@ -194,8 +275,12 @@ fn init_logging(args: &ServeArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Audit { action: AuditCommand::Verify { file, expect_last_hash } }) = cli.command {
-        return verify_audit(&file, expect_last_hash.as_deref());
+    match cli.command {
+        Some(Command::Audit { action: AuditCommand::Verify { file, expect_last_hash } }) => {
+            return verify_audit(&file, expect_last_hash.as_deref());
+        }
+        Some(Command::Keys { action }) => return keys(action),
+        None => {}
     }
     let args = cli.serve;
     #[cfg(feature = "faults")]
@@ -265,7 +350,15 @@ async fn run(config: Config, stdio: bool) -> Result<(), RunError> {
         header_read_timeout: Duration::from_millis(config.limits.header_read_timeout_ms),
     };
     let listen = config.listen;
-    let server = McpServer::new(config).map_err(|e| RunError::Config(e.into()))?;
+    let store: std::sync::Arc<dyn mcproof_server::store::SharedStore> = match &config.redis {
+        Some(url) => std::sync::Arc::new(
+            mcproof_server::store::RedisStore::connect(url)
+                .await
+                .map_err(|e| RunError::Config(anyhow::anyhow!("cannot connect to Redis: {e}")))?,
+        ),
+        None => std::sync::Arc::new(mcproof_server::store::MemoryStore::default()),
+    };
+    let server = McpServer::with_store(config, store).map_err(|e| RunError::Config(e.into()))?;
     if stdio {
         tracing::info!("serving MCP on stdio");
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
@@ -292,6 +385,25 @@ async fn run(config: Config, stdio: bool) -> Result<(), RunError> {
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("shutting down");
             Ok(())
+        }
+    }
+}
+
+fn keys(action: KeysAction) -> ExitCode {
+    use mcproof_server::auth::api_keys::{KeysCommand, execute};
+    let cmd = match action {
+        KeysAction::Create { store, principal, scopes, admin } => {
+            KeysCommand::Create { store, principal, scopes, admin }
+        }
+        KeysAction::Rotate { store, id, grace_hours } => KeysCommand::Rotate { store, id, grace_hours },
+        KeysAction::Revoke { store, id } => KeysCommand::Revoke { store, id },
+        KeysAction::List { store } => KeysCommand::List { store },
+    };
+    match execute(cmd, &mut std::io::stdout(), &mut std::io::stderr()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcproof-server: error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -197,6 +197,13 @@ impl ToolRegistry {
         principal.may(tool.spec().tier).then_some((tool, validator))
     }
 
+    /// The tier and read-only hint of a tool, whoever asks: for the scope decision and for
+    /// auditing refusals, never for answering callers.
+    pub fn requirements(&self, name: &str) -> Option<(Tier, bool)> {
+        let (tool, _) = self.tools.get(*self.by_name.get(name)?)?;
+        Some((tool.spec().tier, tool.spec().annotations.read_only))
+    }
+
     /// The tier a tool requires, whoever asks: for auditing refusals, never for answering callers.
     pub fn required_tier(&self, name: &str) -> Option<Tier> {
         let (tool, _) = self.tools.get(*self.by_name.get(name)?)?;

@@ -10,26 +10,13 @@ use std::process::Stdio;
 
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mcproof-server");
 
 /// Serves with `--audit-log file`, runs a few calls, then kills the server. Returns the
 /// session ids that were issued.
 async fn produce_log(file: &Path) -> Vec<String> {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--rate-limit", "tool:query_products=60/2", "--audit-log"])
-        .arg(file)
-        .env_remove("MCPROOF_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let banner = tokio::time::timeout(TIMEOUT, lines.next_line()).await.expect("banner").expect("read").expect("line");
+    let file = file.to_str().expect("utf-8 path");
+    let (mut child, banner) = spawn_server(&["--rate-limit", "tool:query_products=60/2", "--audit-log", file]).await;
     let url = banner.strip_prefix("listening on ").unwrap_or_else(|| panic!("banner {banner:?}")).to_owned();
 
     let mut c = Mcp::new(http_client(), &url);
@@ -42,7 +29,7 @@ async fn produce_log(file: &Path) -> Vec<String> {
     assert_eq!(bad["result"]["isError"], json!(true), "{bad}");
     c.call_tool_ok("read_file", json!({ "path": format!("../{CANARY}") })).await;
     c.call_tool_ok("query_products", json!({ "category": "tools" })).await;
-    let limited = c.post(&json!({ "jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": { "name": "query_products", "arguments": { "name_contains": CANARY } } })).await;
+    let limited = c.post(&tool_call_body(99, "query_products", json!({ "name_contains": CANARY }))).await;
     assert_eq!(limited.status, 429, "{}", limited.describe());
     let mut other = Mcp::new(http_client(), &url);
     let sid2 = other.initialize().await;
@@ -54,10 +41,13 @@ async fn produce_log(file: &Path) -> Vec<String> {
 }
 
 async fn verify(file: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let out = tokio::time::timeout(TIMEOUT, Command::new(BIN).args(["audit", "verify"]).arg(file).args(extra).output())
-        .await
-        .expect("verify exits")
-        .expect("run verify");
+    let out = tokio::time::timeout(
+        TIMEOUT,
+        Command::new(SERVER_BIN).args(["audit", "verify"]).arg(file).args(extra).output(),
+    )
+    .await
+    .expect("verify exits")
+    .expect("run verify");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code(), text)
 }
@@ -150,7 +140,7 @@ async fn a_restarted_server_continues_the_chain_and_refuses_a_tampered_log() {
     std::fs::write(&file, edited).expect("write");
     let out = tokio::time::timeout(
         TIMEOUT,
-        Command::new(BIN)
+        Command::new(SERVER_BIN)
             .args(["--listen", "127.0.0.1:0", "--audit-log"])
             .arg(&file)
             .env_remove("MCPROOF_CONFIG")

@@ -477,12 +477,7 @@ async fn the_request_timeout_does_not_cut_a_streaming_answer() {
     // The elicitation request opens an SSE stream at once, so the headers beat the request
     // timeout; the tool's own limit then ends the call with a tool error on the stream.
     let started = std::time::Instant::now();
-    let r = c
-        .post(&json!({
-            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": { "name": "test_elicitation", "arguments": { "message": "m" } }
-        }))
-        .await;
+    let r = c.post(&tool_call_body(1, "test_elicitation", json!({ "message": "m" }))).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed >= std::time::Duration::from_millis(700) && elapsed < std::time::Duration::from_secs(5),

@@ -400,10 +400,8 @@ async fn progress_notifications_are_streamed_before_the_response() {
     let srv = start(conformance()).await;
     let mut c = srv.client();
     c.initialize().await;
-    let body = json!({
-        "jsonrpc": "2.0", "id": 77, "method": "tools/call",
-        "params": { "name": "test_tool_with_progress", "arguments": {}, "_meta": { "progressToken": "tok-1" } }
-    });
+    let mut body = tool_call_body(77, "test_tool_with_progress", json!({}));
+    body["params"]["_meta"] = json!({ "progressToken": "tok-1" });
     let r = c.post(&body).await;
     let notes = check_request_stream(&r, 77, "notifications/progress", 3);
     let progress: Vec<Value> = notes.iter().map(|n| n["params"]["progress"].clone()).collect();
@@ -418,12 +416,7 @@ async fn log_notifications_are_streamed_after_set_level() {
     c.initialize().await;
     let m = c.request("logging/setLevel", json!({ "level": "debug" })).await;
     assert_eq!(m["result"], json!({}), "{m}");
-    let r = c
-        .post(&json!({
-            "jsonrpc": "2.0", "id": 78, "method": "tools/call",
-            "params": { "name": "test_tool_with_logging", "arguments": {} }
-        }))
-        .await;
+    let r = c.post(&tool_call_body(78, "test_tool_with_logging", json!({}))).await;
     check_request_stream(&r, 78, "notifications/message", 3);
 }
 
@@ -613,10 +606,7 @@ async fn sampling_round_trip_over_the_request_stream() {
     let srv = start(conformance()).await;
     let mut c = srv.client();
     c.initialize_with(LATEST, json!({ "sampling": {} })).await;
-    let body = json!({
-        "jsonrpc": "2.0", "id": 500, "method": "tools/call",
-        "params": { "name": "test_sampling", "arguments": { "prompt": "say hi" } }
-    });
+    let body = tool_call_body(500, "test_sampling", json!({ "prompt": "say hi" }));
     let mut stream = post_stream(&c, &body).await;
     let events = read_events(&mut stream, 2).await;
     assert!(events[0].id.is_some() && events[0].data.is_empty(), "priming event: {events:?}");
@@ -651,12 +641,7 @@ async fn no_sampling_request_without_the_client_capability() {
     let srv = start(conformance()).await;
     let mut c = srv.client();
     c.initialize().await; // capabilities: {}
-    let r = c
-        .post(&json!({
-            "jsonrpc": "2.0", "id": 501, "method": "tools/call",
-            "params": { "name": "test_sampling", "arguments": { "prompt": "say hi" } }
-        }))
-        .await;
+    let r = c.post(&tool_call_body(501, "test_sampling", json!({ "prompt": "say hi" }))).await;
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(!r.text().contains("sampling/createMessage"), "a sampling request was sent: {}", r.describe());
     assert_eq!(r.message()["result"]["isError"], json!(true), "{}", r.describe());
@@ -670,12 +655,7 @@ async fn an_unanswered_server_request_times_out_as_a_tool_error() {
     let mut c = srv.client();
     c.initialize_with(LATEST, json!({ "elicitation": {} })).await;
     let started = std::time::Instant::now();
-    let r = c
-        .post(&json!({
-            "jsonrpc": "2.0", "id": 502, "method": "tools/call",
-            "params": { "name": "test_elicitation", "arguments": { "message": "pick one" } }
-        }))
-        .await;
+    let r = c.post(&tool_call_body(502, "test_elicitation", json!({ "message": "pick one" }))).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(r.is_sse(), "{}", r.describe());
     assert!(r.text().contains("elicitation/create"), "{}", r.describe());
@@ -691,10 +671,9 @@ async fn event_ids_are_unique_across_streams_and_not_replayed_to_other_sessions(
     let mut a = srv.client();
     a.initialize().await;
     let call = |id: i64| {
-        json!({
-            "jsonrpc": "2.0", "id": id, "method": "tools/call",
-            "params": { "name": "test_tool_with_progress", "arguments": {}, "_meta": { "progressToken": id } }
-        })
+        let mut body = tool_call_body(id, "test_tool_with_progress", json!({}));
+        body["params"]["_meta"] = json!({ "progressToken": id });
+        body
     };
     let (b1, b2) = (call(1), call(2));
     let (r1, r2) = tokio::join!(a.post(&b1), a.post(&b2));

@@ -236,18 +236,27 @@ impl Server {
     }
 
     async fn exchange(&self, client: &Registered, code: &str, verifier: &str) -> Reply {
-        self.post_form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("code_verifier", verifier),
-                ("redirect_uri", &client.redirect),
-                ("client_id", &client.id),
-            ],
-            &[],
-        )
-        .await
+        self.exchange_with(client, code, verifier, &[]).await
+    }
+
+    /// [`Self::exchange`] with some form fields changed: each of `changes` replaces the field
+    /// of that name (or is added); an empty value removes it.
+    async fn exchange_with(&self, client: &Registered, code: &str, verifier: &str, changes: &[(&str, &str)]) -> Reply {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", client.redirect.as_str()),
+            ("client_id", client.id.as_str()),
+        ];
+        for &(k, v) in changes {
+            match pairs.iter_mut().find(|(name, _)| *name == k) {
+                Some(pair) => pair.1 = v,
+                None => pairs.push((k, v)),
+            }
+        }
+        pairs.retain(|(_, v)| !v.is_empty());
+        self.post_form("/token", &pairs, &[]).await
     }
 
     async fn refresh(&self, client: &Registered, token: &str, scope: Option<&str>) -> Reply {
@@ -506,18 +515,7 @@ async fn pkce_is_s256_only_and_the_verifier_must_match() {
     let r = srv.exchange(&client, &code, &other_verifier).await;
     assert_oauth_error(&r, 400, "invalid_grant", "wrong code_verifier");
     let code = srv.code_for(&client, &challenge).await;
-    let r = srv
-        .post_form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect),
-                ("client_id", &client.id),
-            ],
-            &[],
-        )
-        .await;
+    let r = srv.exchange_with(&client, &code, &verifier, &[("code_verifier", "")]).await;
     assert_oauth_error(&r, 400, "invalid_request", "missing code_verifier");
     // That code was not consumed by the malformed request.
     let r = srv.exchange(&client, &code, &verifier).await;
@@ -585,19 +583,7 @@ async fn token_endpoint_checks_redirect_uri_client_and_resource() {
     // Mismatched redirect_uri at the token endpoint → invalid_grant.
     let (verifier, challenge) = pkce_pair();
     let code = srv.code_for(&client, &challenge).await;
-    let r = srv
-        .post_form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", &verifier),
-                ("redirect_uri", "http://127.0.0.1:43210/other"),
-                ("client_id", &client.id),
-            ],
-            &[],
-        )
-        .await;
+    let r = srv.exchange_with(&client, &code, &verifier, &[("redirect_uri", "http://127.0.0.1:43210/other")]).await;
     assert_oauth_error(&r, 400, "invalid_grant", "redirect_uri mismatch at token");
 
     // A code redeemed by another client → invalid_grant.
@@ -613,20 +599,7 @@ async fn token_endpoint_checks_redirect_uri_client_and_resource() {
 
     // Wrong resource at the token endpoint → invalid_target.
     let code = srv.code_for(&client, &challenge).await;
-    let r = srv
-        .post_form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", &verifier),
-                ("redirect_uri", &client.redirect),
-                ("client_id", &client.id),
-                ("resource", "https://other.example/mcp"),
-            ],
-            &[],
-        )
-        .await;
+    let r = srv.exchange_with(&client, &code, &verifier, &[("resource", "https://other.example/mcp")]).await;
     assert_oauth_error(&r, 400, "invalid_target", "wrong resource at token");
 
     // Unknown grant type, garbage code, non-form body.

@@ -18,7 +18,7 @@ const CHEAP: &str = "test_simple_text";
 const OTHER: &str = "test_error_handling";
 
 fn call_body(id: i64, tool: &str) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": tool, "arguments": {} } })
+    tool_call_body(id, tool, json!({}))
 }
 
 /// Asserts a 429 with an integer `Retry-After` ≥ 1 and a -32000 body; returns the wait.

@@ -5,13 +5,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use reqwest::Method;
 use serde_json::json;
-use tokio::io::AsyncBufReadExt;
 
 /// PEM files in a temporary directory: the CA certificate (to trust), and the server's
 /// certificate and key.
@@ -167,20 +165,8 @@ async fn plain_http_and_untrusted_clients_fail() {
 async fn the_binary_serves_https_with_the_given_pem_files() {
     install_provider();
     let pki = make_pki();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcproof-server"))
-        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&pki.cert)
-        .arg("--tls-key")
-        .arg(&pki.key)
-        .env_remove("MCPROOF_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(TIMEOUT, lines.next_line()).await.expect("banner").expect("read").expect("line");
+    let (cert, key) = (pki.cert.to_str().expect("utf-8 path"), pki.key.to_str().expect("utf-8 path"));
+    let (mut child, line) = spawn_server(&["--tls-cert", cert, "--tls-key", key]).await;
     let re = regex::Regex::new(r"^listening on https://127\.0\.0\.1:(\d+)/mcp$").expect("regex");
     let port: u16 = re.captures(&line).unwrap_or_else(|| panic!("banner {line:?}"))[1].parse().expect("port");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

@@ -64,8 +64,8 @@ impl OriginPolicy {
     }
 }
 
-/// Refuses requests whose Host or Origin is not this server's; answers CORS preflights.
-pub async fn check_host_and_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Refuses requests whose Host does not name this server (DNS rebinding), on every route.
+pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -80,6 +80,12 @@ pub async fn check_host_and_origin(State(state): State<AppState>, request: Reque
             return jsonrpc_error(StatusCode::MISDIRECTED_REQUEST, None, -32600, "Invalid Host header");
         }
     }
+    next.run(request).await
+}
+
+/// Refuses MCP requests whose Origin is present and not this server's; answers CORS preflights.
+pub async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
     let origin = match headers.get(header::ORIGIN) {
         None => None,
         Some(value) => match value.to_str() {

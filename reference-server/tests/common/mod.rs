@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use mcproof_server::server::McpServer;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt as _;
 
 /// Upper bound on every network wait in these tests.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +34,8 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 pub const LATEST: &str = "2025-11-25";
 /// Text planted in bad inputs; it must never come back in a response.
 pub const CANARY: &str = "CANARY-7f3a9c";
+/// The server binary, for tests that run it as a process.
+pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_mcproof-server");
 
 /// A server running in-process; stopped when dropped.
 pub struct TestServer {
@@ -57,6 +61,25 @@ impl TestServer {
     pub fn client(&self) -> Mcp {
         Mcp::new(http_client(), &self.url)
     }
+}
+
+/// Spawns [`SERVER_BIN`] `--listen 127.0.0.1:0 <args>` (no `MCPROOF_CONFIG`, stdout piped,
+/// stderr discarded, killed when dropped) and returns it with its banner line
+/// (`listening on <url>`).
+pub async fn spawn_server(args: &[&str]) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(SERVER_BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("MCPROOF_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = tokio::time::timeout(TIMEOUT, lines.next_line()).await.expect("banner").expect("read").expect("line");
+    (child, banner)
 }
 
 /// Starts the server with `config` on a fresh loopback port (plain HTTP).
@@ -436,6 +459,11 @@ pub fn initialize_body(id: i64, version: &str) -> Value {
             "clientInfo": { "name": "mcproof-tests", "version": "0.0.0" }
         }
     })
+}
+
+/// A `tools/call` request body with `id`, calling `name` with `arguments`.
+pub fn tool_call_body(id: i64, name: &str, arguments: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": name, "arguments": arguments } })
 }
 
 /// The concatenated text of a `CallToolResult`'s text content.
