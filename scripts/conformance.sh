@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the official MCP conformance suite (@modelcontextprotocol/conformance, pinned in
 # conformance/package-lock.json together with the Node 22 it needs) against
-# `mcproof-server --profile conformance` on a loopback port, and exits with the suite's code.
+# `mcproof-server --profile conformance --auth-policy public-tier` on a loopback port (all hardening
+# and authentication on; the suite has no way to send credentials, so its fixtures are public-tier),
+# and exits with the suite's code.
 #
 #   scripts/conformance.sh                 # the active suite
 #   CONFORMANCE_ARGS="--scenario ping" scripts/conformance.sh
@@ -71,7 +73,7 @@ fi
 # 3. Start the server on an ephemeral loopback port and wait for its address.
 rm -rf "$OUT"
 mkdir -p "$OUT"
-"$SERVER_BIN" --profile conformance --listen 127.0.0.1:0 >"$OUT/server.stdout" 2>"$OUT/server.log" &
+"$SERVER_BIN" --profile conformance --auth-policy public-tier --listen 127.0.0.1:0 >"$OUT/server.stdout" 2>"$OUT/server.log" &
 SERVER_PID=$!
 
 URL=""
