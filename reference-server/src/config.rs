@@ -85,6 +85,9 @@ pub struct AuthConfig {
     pub api_keys_file: Option<PathBuf>,
     /// PKCS#8 PEM signing key for access tokens; an ephemeral Ed25519 key when unset.
     pub signing_key_file: Option<PathBuf>,
+    /// External authorization servers whose access tokens are accepted, by issuer and JWKS URL
+    /// (https, or http on loopback). Their tokens must be issued for this server's resource.
+    pub trusted_issuers: Vec<TrustedIssuerConfig>,
     /// Access-token lifetime in seconds.
     pub access_token_ttl_secs: u64,
     /// Refresh-token lifetime in seconds.
@@ -101,10 +104,19 @@ impl Default for AuthConfig {
             users: Vec::new(),
             api_keys_file: None,
             signing_key_file: None,
+            trusted_issuers: Vec::new(),
             access_token_ttl_secs: 3_600,
             refresh_token_ttl_secs: 30 * 24 * 3_600,
         }
     }
+}
+
+/// An external issuer whose tokens this server accepts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerConfig {
+    pub issuer: String,
+    pub jwks_url: String,
 }
 
 /// Which set of tools, resources and prompts the server offers.

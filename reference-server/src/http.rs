@@ -71,7 +71,8 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
             (None, None)
         }
     };
-    let authorization_servers = if oauth.is_some() { vec![issuer.clone()] } else { Vec::new() };
+    let mut authorization_servers: Vec<String> = oauth.iter().map(|_| issuer.clone()).collect();
+    authorization_servers.extend(config.auth.trusted_issuers.iter().map(|t| t.issuer.clone()));
     let resource_metadata = Arc::new(crate::auth::www_authenticate::protected_resource_metadata(
         &resource,
         &authorization_servers,
@@ -110,24 +111,38 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
         .layer(middleware::from_fn_with_state(state, guard::security_headers))
 }
 
-/// The built-in authorization server and the verifier for the tokens it issues, when
-/// authentication is enforced and the server is enabled.
+/// The built-in authorization server (when enforcement is on and it is enabled) and the
+/// verifier for the tokens this server accepts: its own, and those of configured external issuers.
 fn build_authorization_server(
     server: &McpServer,
     config: &crate::config::Config,
     issuer: &str,
     resource: &str,
 ) -> Result<(Option<crate::oauth::OAuthState>, Option<TokenVerifier>), String> {
-    if config.auth.policy.enforced().is_none() || !config.auth.authorization_server {
+    if config.auth.policy.enforced().is_none() {
         return Ok((None, None));
     }
-    let mut oauth_config = crate::oauth::OAuthConfig::new(issuer, resource, config.auth.users.clone());
-    oauth_config.access_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
-    oauth_config.refresh_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
-    let key = server.signing_key().map_err(|e| e.to_string())?;
-    let state = crate::oauth::OAuthState::new(oauth_config, key, server.store().clone()).map_err(|e| e.to_string())?;
-    let verifier = TokenVerifier::new(vec![state.token_issuer().trusted()]).map_err(|e| e.to_string())?;
-    Ok((Some(state), Some(verifier)))
+    let mut trusted = Vec::new();
+    for external in &config.auth.trusted_issuers {
+        let t = crate::auth::jwt::TrustedIssuer::remote(&external.issuer, resource, &external.jwks_url)
+            .map_err(|e| format!("trusted issuer {}: {e}", external.issuer))?;
+        trusted.push(t);
+    }
+    let oauth = if config.auth.authorization_server {
+        let mut oauth_config = crate::oauth::OAuthConfig::new(issuer, resource, config.auth.users.clone());
+        oauth_config.access_ttl = Duration::from_secs(config.auth.access_token_ttl_secs);
+        oauth_config.refresh_ttl = Duration::from_secs(config.auth.refresh_token_ttl_secs);
+        let key = server.signing_key().map_err(|e| e.to_string())?;
+        let state =
+            crate::oauth::OAuthState::new(oauth_config, key, server.store().clone()).map_err(|e| e.to_string())?;
+        trusted.push(state.token_issuer().trusted());
+        Some(state)
+    } else {
+        None
+    };
+    let verifier =
+        if trusted.is_empty() { None } else { Some(TokenVerifier::new(trusted).map_err(|e| e.to_string())?) };
+    Ok((oauth, verifier))
 }
 
 async fn resource_metadata_document(State(state): State<AppState>) -> Response {

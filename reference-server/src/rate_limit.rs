@@ -17,12 +17,14 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Quota, RateLimitConfig};
+use crate::store::{GcraDecision, SharedStore, StoreError};
 
 /// Default number of shards: enough to keep lock contention low on a small server.
 const SHARDS: usize = 16;
@@ -273,16 +275,45 @@ impl Limited {
 /// even one later refused, counts against its IP), then `check_session`, then `check_call` on
 /// `tools/call`. Within `check_call`, a request the tool layer denies is refunded to the
 /// principal layer.
-#[derive(Debug)]
+///
+/// Built [`with_store`](Self::with_store) on a shared backend (Redis), the async `admit_*`
+/// methods keep every layer in the store, so that replicas share one budget; on the memory
+/// backend they use the in-process limiters (no store round trip). The sync `check_*` methods
+/// are always in-process.
 pub struct RateLimits {
     ip: KeyedLimiter,
     session: KeyedLimiter,
     principal: KeyedLimiter,
     tool: KeyedLimiter,
     per_tool: BTreeMap<String, KeyedLimiter>,
+    /// Quotas kept for the shared path (the limiters hold them in their own units).
+    quotas: RateLimitConfig,
+    /// `Some` when the backend is shared by several replicas.
+    shared: Option<Arc<dyn SharedStore>>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("ip", &self.ip)
+            .field("shared", &self.shared.as_ref().map(|s| s.backend()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a shared rate check could not admit a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// A layer refused: answer 429 with `Retry-After`.
+    #[error(transparent)]
+    Limited(#[from] Limited),
+    /// The shared store could not decide: the request is refused (fail closed, 503).
+    #[error("rate limit state unavailable: {0}")]
+    Unavailable(#[from] StoreError),
 }
 
 impl RateLimits {
+    /// In-process limits only (one server).
     pub fn new(config: &RateLimitConfig) -> Self {
         let max = config.max_keys;
         Self {
@@ -291,7 +322,55 @@ impl RateLimits {
             principal: KeyedLimiter::new(config.principal, max),
             tool: KeyedLimiter::new(config.tool, max),
             per_tool: config.per_tool.iter().map(|(name, q)| (name.clone(), KeyedLimiter::new(*q, max))).collect(),
+            quotas: config.clone(),
+            shared: None,
         }
+    }
+
+    /// Limits whose `admit_*` checks go through `store` when it is shared between replicas
+    /// (any backend but `"memory"`); with the memory store this is [`new`](Self::new).
+    pub fn with_store(config: &RateLimitConfig, store: Arc<dyn SharedStore>) -> Self {
+        let mut limits = Self::new(config);
+        if store.backend() != "memory" {
+            limits.shared = Some(store);
+        }
+        limits
+    }
+
+    /// Whether the `admit_*` checks use the shared store.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The IP layer (see [`check_ip_at`](Self::check_ip_at) for the key), shared when built so.
+    pub async fn admit_ip(&self, ip: IpAddr) -> Result<(), RateError> {
+        match &self.shared {
+            None => Ok(self.check_ip(ip)?),
+            Some(store) => shared_check(&**store, Layer::Ip, &format!("ip:{}", ip_key(ip)), self.quotas.ip).await,
+        }
+    }
+
+    /// The session layer, keyed in the store by a digest of the id (ids are bearer secrets).
+    pub async fn admit_session(&self, session_id: &str) -> Result<(), RateError> {
+        match &self.shared {
+            None => Ok(self.check_session(session_id)?),
+            Some(store) => {
+                let key = format!("session:{}", hex::encode(Sha256::digest(session_id.as_bytes())));
+                shared_check(&**store, Layer::Session, &key, self.quotas.session).await
+            }
+        }
+    }
+
+    /// The principal and tool layers of a `tools/call`.
+    ///
+    /// Shared, the store has no refund, so the tool layer is checked first: a tool denial then
+    /// costs the principal layer nothing, and a principal denial spends a cell of the same
+    /// principal's own tool quota (never anyone else's).
+    pub async fn admit_call(&self, principal: &str, tool: &str) -> Result<(), RateError> {
+        let Some(store) = &self.shared else { return Ok(self.check_call(principal, tool)?) };
+        let quota = self.quotas.per_tool.get(tool).copied().unwrap_or(self.quotas.tool);
+        shared_check(&**store, Layer::Tool, &format!("tool:{}", tool_key(principal, tool)), quota).await?;
+        shared_check(&**store, Layer::Principal, &format!("principal:{principal}"), self.quotas.principal).await
     }
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
@@ -340,6 +419,21 @@ impl RateLimits {
         for l in self.per_tool.values() {
             l.purge_expired(now);
         }
+    }
+}
+
+/// The GCRA emission interval of a quota: `60 s / per_minute` (zero raised to 1, as the
+/// in-process limiter does).
+pub fn emission_interval(quota: Quota) -> Duration {
+    Duration::from_nanos((60_000_000_000 / u64::from(quota.per_minute.max(1))).max(1))
+}
+
+/// One layer checked in the shared store. Keys are namespaced by layer; the store bounds their
+/// length and alphabet.
+async fn shared_check(store: &dyn SharedStore, layer: Layer, key: &str, quota: Quota) -> Result<(), RateError> {
+    match store.gcra(key, emission_interval(quota), quota.burst.max(1)).await? {
+        GcraDecision::Allow => Ok(()),
+        GcraDecision::Deny { retry_after } => Err(RateError::Limited(Limited { layer, retry_after })),
     }
 }
 
