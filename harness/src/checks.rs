@@ -2,6 +2,7 @@
 
 use crate::check::Check;
 
+pub mod auth;
 pub mod errors;
 pub mod jsonrpc;
 pub mod lifecycle;
@@ -18,6 +19,7 @@ pub fn catalogue() -> Vec<Check> {
     all.extend(lifecycle::checks());
     all.extend(transport::checks());
     all.extend(sessions::checks());
+    all.extend(auth::checks());
     all.extend(stdio::checks());
     all.extend(tools::checks());
     all.extend(errors::checks());

@@ -322,7 +322,11 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
     };
     let target = match (explicit, &embedded) {
         (Some(t), _) => t,
-        (None, Some(e)) => Target::Http(HttpTarget::new(e.url.clone())),
+        (None, Some(e)) => {
+            let mut t = HttpTarget::new(e.url.clone());
+            t.bearer = e.api_key.clone();
+            Target::Http(t)
+        }
         (None, None) => unreachable_target(),
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();

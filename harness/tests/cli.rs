@@ -396,7 +396,9 @@ fn secrets_never_appear_in_any_output() {
     const KEY: &str = "SECRET-KEY-456";
     const API_KEY: &str = "SECRET-APIKEY-789";
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let server = rt.block_on(mcproof::serve::start_embedded(&[])).expect("embedded server");
+    let server = rt
+        .block_on(mcproof::serve::start_embedded_with(&[], mcproof::serve::EmbeddedAuth::Public))
+        .expect("embedded server");
     let url = server.url.to_string();
     let dir = tempdir();
     let files: Vec<PathBuf> =
@@ -442,7 +444,9 @@ fn secrets_never_appear_in_any_output() {
 fn custom_header_values_are_redacted() {
     const SECRET: &str = "SECRET-CUSTOM-HEADER-VALUE";
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let server = rt.block_on(mcproof::serve::start_embedded(&[])).expect("embedded server");
+    let server = rt
+        .block_on(mcproof::serve::start_embedded_with(&[], mcproof::serve::EmbeddedAuth::Public))
+        .expect("embedded server");
     let url = server.url.to_string();
     let header = format!("X-Tenant-Token: {SECRET}");
     let run = mcproof(&["scan", &url, "-q", "--format", "json", "--check", "lifecycle/*", "-H", &header], SCAN_LIMIT);

@@ -6,6 +6,7 @@
 //! Filter with `MCPROOF_PROOF=<substring of check id>`.
 
 mod proof {
+    pub mod auth;
     pub mod common;
     pub mod lifecycle_extra;
     pub mod posture;
@@ -37,6 +38,7 @@ async fn every_check_fails_when_its_control_is_broken_and_passes_on_the_referenc
         .chain(proof::tools::cases())
         .chain(proof::posture::cases())
         .chain(proof::lifecycle_extra::cases())
+        .chain(proof::auth::cases())
     {
         if let Some(old) = cases.insert(case.check, case) {
             problems.push(format!("{}: more than one proof case", old.check));

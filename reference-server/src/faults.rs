@@ -54,6 +54,8 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("invalid-cursor", "accept garbage tools/list cursors and serve the list"),
     ("sampling-without-capability", "push a sampling/createMessage request onto every new session's GET stream"),
     ("output-schema", "add a wrong-typed `count` to every tool's structuredContent (breaks its outputSchema)"),
+    ("auth-challenge", "answer 401 and 403 refusals without the WWW-Authenticate challenge"),
+    ("prm-resource", "serve protected resource metadata whose `resource` is another server's URL"),
 ];
 
 /// The set of faults switched on (always empty without the `faults` feature).

@@ -3,6 +3,14 @@
 //!
 //! [`app`] builds the whole router from a server and the address it is bound to, so tests can
 //! bind `127.0.0.1:0` and serve it with [`listener::serve`].
+//!
+//! Replicas: with a shared store (Redis) every rate-limit layer and every session lookup goes
+//! through the store, so any replica serves any session and a DELETE on one ends it on all.
+//! When the store cannot answer, requests are refused with 503 (JSON-RPC -32603), never served
+//! on a guess. Live channels stay in one process: a server-to-client request (sampling,
+//! elicitation) travels on the POST stream or GET stream of the replica that sent it, so the
+//! client's answer to it, and its GET stream, must reach that same replica. Ordinary requests
+//! need no affinity.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -28,9 +36,10 @@ use crate::auth::jwt::TokenVerifier;
 use crate::auth::policy::{Action, Decision};
 use crate::jsonrpc::{self, Id, Incoming, Message};
 use crate::protocol::ProtocolVersion;
-use crate::rate_limit::{Limited, retry_after_secs};
-use crate::server::McpServer;
+use crate::rate_limit::{Limited, RateError, retry_after_secs};
+use crate::server::{McpServer, OpenSessionError, STORE_UNAVAILABLE_MESSAGE};
 use crate::session::{Session, session_label};
+use crate::store::StoreError;
 
 pub mod guard;
 pub mod listener;
@@ -147,6 +156,9 @@ fn build_authorization_server(
 
 async fn resource_metadata_document(State(state): State<AppState>) -> Response {
     let mut response = json_response(StatusCode::OK, &state.resource_metadata);
+    if state.server.config().faults.is_on("prm-resource") {
+        response = json_response(StatusCode::OK, &json!({ "resource": "https://other.example/mcp", "authorization_servers": state.resource_metadata["authorization_servers"] }));
+    }
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
 }
@@ -205,7 +217,9 @@ fn refuse(state: &AppState, caller: &Caller, refusal: &Refusal) -> Response {
         Refusal::Unavailable => "temporarily_unavailable",
     };
     let mut response = json_response(refusal.status(), &json!({ "error": error }));
-    if let Some(challenge) = refusal.challenge(&state.auth.resource_metadata_url) {
+    if let Some(challenge) = refusal.challenge(&state.auth.resource_metadata_url)
+        && !state.server.config().faults.is_on("auth-challenge")
+    {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
     }
     response
@@ -257,11 +271,29 @@ fn peer_ip(req: &Request) -> IpAddr {
 
 async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip = peer_ip(&req);
-    if let Err(limited) = state.server.rate_limits().check_ip(ip) {
-        state.server.audit_limited(&limited, &ip.to_string());
-        return too_many(None, &limited);
+    match state.server.rate_limits().admit_ip(ip).await {
+        Ok(()) => next.run(req).await,
+        Err(RateError::Limited(limited)) => {
+            state.server.audit_limited(&limited, &ip.to_string());
+            too_many(None, &limited)
+        }
+        Err(RateError::Unavailable(e)) => store_unavailable(None, &e),
     }
-    next.run(req).await
+}
+
+/// HTTP 503 with a JSON-RPC -32603 body when the shared store cannot decide (rate limits,
+/// sessions): the request is refused, never served on a guess. The store error is logged (it
+/// names no keys or credentials) but not sent.
+fn store_unavailable(id: Option<&Id>, error: &StoreError) -> Response {
+    tracing::error!(%error, "request refused: shared state unavailable");
+    unavailable_response(id)
+}
+
+fn unavailable_response(id: Option<&Id>) -> Response {
+    let mut response =
+        jsonrpc_error(StatusCode::SERVICE_UNAVAILABLE, id, jsonrpc::INTERNAL_ERROR, STORE_UNAVAILABLE_MESSAGE);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// HTTP 429 with an honest `Retry-After` and a JSON-RPC -32000 body.
@@ -300,9 +332,10 @@ fn version_header(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Respon
 }
 
 /// Finds the caller's session: 400 without a session header, 404 for an unknown, ended or
-/// foreign session, 400 when the version header contradicts the negotiated version.
+/// foreign session, 400 when the version header contradicts the negotiated version, 503 when
+/// the shared store cannot answer.
 #[allow(clippy::result_large_err, reason = "the error is the HTTP response itself, built only on the refusal path")]
-fn session_for(
+async fn session_for(
     state: &AppState,
     headers: &HeaderMap,
     caller: &Caller,
@@ -343,7 +376,11 @@ fn session_for(
     // Fault `unknown-session-404`: unknown and ended sessions get 400.
     let status = if faults.is_on("unknown-session-404") { StatusCode::BAD_REQUEST } else { StatusCode::NOT_FOUND };
     let not_found = || jsonrpc_error(status, id, -32001, "Session not found");
-    let Some(session) = state.server.sessions().get(session_id) else {
+    let found = match state.server.find_session(session_id).await {
+        Ok(found) => found,
+        Err(e) => return Err(store_unavailable(id, &e)),
+    };
+    let Some(session) = found else {
         if faults.is_on("session-unknown-accepted") {
             return throwaway();
         }
@@ -362,11 +399,14 @@ fn session_for(
         tracing::debug!(header = %v, negotiated = %session.protocol_version, "protocol version header differs from the session");
     }
     let version = session.protocol_version;
-    if let Err(limited) = state.server.rate_limits().check_session(&session.id) {
-        state.server.audit_limited(&limited, &session_label(&session.id));
-        return Err(too_many(id, &limited));
+    match state.server.rate_limits().admit_session(&session.id).await {
+        Ok(()) => Ok((session, version)),
+        Err(RateError::Limited(limited)) => {
+            state.server.audit_limited(&limited, &session_label(&session.id));
+            Err(too_many(id, &limited))
+        }
+        Err(RateError::Unavailable(e)) => Err(store_unavailable(id, &e)),
     }
-    Ok((session, version))
 }
 
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
@@ -428,9 +468,19 @@ async fn post_mcp(
         Err(response) => return response,
     };
     // The revision decides whether a batch is allowed: the session's, else the header's, else
-    // 2025-03-26 (what the spec says to assume when nothing else tells).
-    let session_version =
-        header_str(&headers, SESSION_HEADER).and_then(|id| state.server.sessions().get(id)).map(|s| s.protocol_version);
+    // 2025-03-26 (what the spec says to assume when nothing else tells). A session another
+    // replica created is looked up in the shared store (the version of a session never changes,
+    // so a local copy is good enough here; `session_for` re-checks it against the store).
+    let session_version = match header_str(&headers, SESSION_HEADER) {
+        None => None,
+        Some(id) => match state.server.sessions().get(id) {
+            Some(s) => Some(s.protocol_version),
+            None => match state.server.find_session(id).await {
+                Ok(found) => found.map(|s| s.protocol_version),
+                Err(e) => return store_unavailable(None, &e),
+            },
+        },
+    };
     let version = session_version.or(header_version).unwrap_or(ProtocolVersion::V2025_03_26);
     let faults = &state.server.config().faults;
     // Fault `null-id-rejection`: a null id is read as the string "null", so the request is served.
@@ -455,21 +505,21 @@ async fn post_mcp(
     }
     match incoming {
         Incoming::Single(Message::Request(req)) if req.method == "initialize" => {
-            initialize(&state, &headers, &caller, req)
+            initialize(&state, &headers, &caller, req).await
         }
         Incoming::Single(message) => {
             let id = match &message {
                 Message::Request(r) => Some(r.id.clone()),
                 _ => None,
             };
-            let (session, version) = match session_for(&state, &headers, &caller, id.as_ref()) {
+            let (session, version) = match session_for(&state, &headers, &caller, id.as_ref()).await {
                 Ok(found) => found,
                 Err(response) => return response,
             };
             handle_message(&state, session, version, message).await
         }
         Incoming::Batch(items) => {
-            let (session, version) = match session_for(&state, &headers, &caller, None) {
+            let (session, version) = match session_for(&state, &headers, &caller, None).await {
                 Ok(found) => found,
                 Err(response) => return response,
             };
@@ -478,7 +528,7 @@ async fn post_mcp(
     }
 }
 
-fn initialize(state: &AppState, headers: &HeaderMap, caller: &Caller, req: jsonrpc::Request) -> Response {
+async fn initialize(state: &AppState, headers: &HeaderMap, caller: &Caller, req: jsonrpc::Request) -> Response {
     // A client-chosen session id is never adopted (no fixation); an already-live session
     // cannot be initialized twice.
     if header_str(headers, SESSION_HEADER).is_some_and(|id| state.server.sessions().get(id).is_some()) {
@@ -505,13 +555,17 @@ fn initialize(state: &AppState, headers: &HeaderMap, caller: &Caller, req: jsonr
             },
             None => session,
         };
-    if state.server.start_session(&session).is_err() {
-        return jsonrpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(&req.id),
-            jsonrpc::INTERNAL_ERROR,
-            "Too many sessions; try again later",
-        );
+    match state.server.open_session(&session).await {
+        Ok(()) => {}
+        Err(OpenSessionError::Store(e)) => return store_unavailable(Some(&req.id), &e),
+        Err(OpenSessionError::Local(_)) => {
+            return jsonrpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&req.id),
+                jsonrpc::INTERNAL_ERROR,
+                "Too many sessions; try again later",
+            );
+        }
     }
     let mut response = json_response(StatusCode::OK, &jsonrpc::result_response(&req.id, result));
     if let Ok(value) = HeaderValue::from_str(&session.id) {
@@ -562,6 +616,11 @@ async fn request(state: &AppState, session: Arc<Session>, version: ProtocolVersi
     tokio::select! {
         biased;
         done = &mut task => match done {
+            Ok(handled) if handled.unavailable => {
+                let mut response = unavailable_response(None);
+                *response.body_mut() = Body::from(handled.response.to_string());
+                response
+            }
             Ok(handled) => match &handled.limited {
                 Some(limited) => {
                     let mut response = too_many(None, limited);
@@ -631,7 +690,7 @@ async fn get_mcp(State(state): State<AppState>, Extension(caller): Extension<Cal
             "Accept must include text/event-stream",
         );
     }
-    let (session, _) = match session_for(&state, &headers, &caller, None) {
+    let (session, _) = match session_for(&state, &headers, &caller, None).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -655,13 +714,15 @@ async fn delete_mcp(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Response {
-    let (session, _) = match session_for(&state, &headers, &caller, None) {
+    let (session, _) = match session_for(&state, &headers, &caller, None).await {
         Ok(found) => found,
         Err(response) => return response,
     };
     // Fault `session-delete`: the answer says ended, the session lives on.
-    if !state.server.config().faults.is_on("session-delete") {
-        state.server.end_session(&session, "deleted by client");
+    if !state.server.config().faults.is_on("session-delete")
+        && let Err(e) = state.server.close_session(&session, "deleted by client").await
+    {
+        return store_unavailable(None, &e);
     }
     StatusCode::NO_CONTENT.into_response()
 }

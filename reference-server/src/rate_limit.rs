@@ -704,6 +704,135 @@ mod tests {
         assert!(rl.check_call_at("alice", "echo", t0).is_ok());
     }
 
+    /// A memory store that claims to be shared (so the `admit_*` path goes through it) and can
+    /// be switched off.
+    struct FakeShared {
+        inner: crate::store::MemoryStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl FakeShared {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("test: down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl SharedStore for FakeShared {
+        fn backend(&self) -> &'static str {
+            "fake"
+        }
+        fn ping(&self) -> crate::store::StoreFuture<'_, ()> {
+            self.inner.ping()
+        }
+        fn gcra<'a>(&'a self, key: &'a str, i: Duration, burst: u32) -> crate::store::StoreFuture<'a, GcraDecision> {
+            match self.check() {
+                Ok(()) => self.inner.gcra(key, i, burst),
+                Err(e) => Box::pin(async move { Err(e) }),
+            }
+        }
+        fn put_code<'a>(&'a self, h: &'a str, r: &'a [u8], t: Duration) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.put_code(h, r, t)
+        }
+        fn take_code<'a>(&'a self, h: &'a str) -> crate::store::StoreFuture<'a, Option<Vec<u8>>> {
+            self.inner.take_code(h)
+        }
+        fn put_session<'a>(&'a self, h: &'a str, r: &'a [u8], t: Duration) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.put_session(h, r, t)
+        }
+        fn get_session<'a>(&'a self, h: &'a str) -> crate::store::StoreFuture<'a, Option<Vec<u8>>> {
+            self.inner.get_session(h)
+        }
+        fn delete_session<'a>(&'a self, h: &'a str) -> crate::store::StoreFuture<'a, bool> {
+            self.inner.delete_session(h)
+        }
+        fn put_refresh<'a>(
+            &'a self,
+            h: &'a str,
+            f: &'a str,
+            r: &'a [u8],
+            t: Duration,
+        ) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.put_refresh(h, f, r, t)
+        }
+        fn take_refresh<'a>(&'a self, h: &'a str) -> crate::store::StoreFuture<'a, Option<(String, Vec<u8>)>> {
+            self.inner.take_refresh(h)
+        }
+        fn revoke_family<'a>(&'a self, f: &'a str, t: Duration) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.revoke_family(f, t)
+        }
+        fn family_revoked<'a>(&'a self, f: &'a str) -> crate::store::StoreFuture<'a, bool> {
+            self.inner.family_revoked(f)
+        }
+        fn revoke_jti<'a>(&'a self, j: &'a str, u: std::time::SystemTime) -> crate::store::StoreFuture<'a, ()> {
+            self.inner.revoke_jti(j, u)
+        }
+        fn jti_revoked<'a>(&'a self, j: &'a str) -> crate::store::StoreFuture<'a, bool> {
+            self.inner.jti_revoked(j)
+        }
+    }
+
+    #[test]
+    fn emission_interval_matches_the_in_process_limiter() {
+        for q in [quota(60, 1), quota(7, 3), quota(3_000, 300), quota(0, 0)] {
+            assert_eq!(emission_interval(q), KeyedLimiter::new(q, 1).interval());
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_limits_share_one_budget_and_fail_closed() {
+        let store = Arc::new(FakeShared { inner: Default::default(), down: Default::default() });
+        // Two replicas: two `RateLimits` over one store.
+        let a = RateLimits::with_store(&config(), store.clone());
+        let b = RateLimits::with_store(&config(), store.clone());
+        assert!(a.is_shared());
+        assert!(!RateLimits::with_store(&config(), Arc::new(crate::store::MemoryStore::default())).is_shared());
+        let ip: IpAddr = "192.0.2.9".parse().expect("ip");
+        assert_eq!(a.admit_ip(ip).await, Ok(()));
+        assert_eq!(b.admit_ip(ip).await, Ok(()));
+        let Err(RateError::Limited(l)) = a.admit_ip(ip).await else { panic!("ip burst of 2 is spent") };
+        assert_eq!(l.layer, Layer::Ip);
+        assert!(l.retry_after > Duration::ZERO);
+        // The in-process limiter was not used.
+        assert!(a.check_ip(ip).is_ok());
+
+        assert_eq!(a.admit_session("s").await, Ok(()));
+        assert_eq!(b.admit_session("s").await, Ok(()));
+        assert!(matches!(a.admit_session("s").await, Err(RateError::Limited(Limited { layer: Layer::Session, .. }))));
+
+        // Tool first: tool denials do not spend the principal budget (3).
+        assert_eq!(a.admit_call("alice", "echo").await, Ok(()));
+        assert_eq!(b.admit_call("alice", "echo").await, Ok(()));
+        for _ in 0..3 {
+            let r = a.admit_call("alice", "echo").await;
+            assert!(matches!(r, Err(RateError::Limited(Limited { layer: Layer::Tool, .. }))), "{r:?}");
+        }
+        assert_eq!(b.admit_call("alice", "other").await, Ok(()));
+        let r = a.admit_call("alice", "third").await;
+        assert!(matches!(r, Err(RateError::Limited(Limited { layer: Layer::Principal, .. }))), "{r:?}");
+        // Per-tool overrides apply in the store too.
+        assert_eq!(a.admit_call("bob", "slow").await, Ok(()));
+        assert!(matches!(b.admit_call("bob", "slow").await, Err(RateError::Limited(_))));
+
+        store.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(a.admit_ip("198.51.100.1".parse().expect("ip")).await, Err(RateError::Unavailable(_))));
+        assert!(matches!(b.admit_session("fresh").await, Err(RateError::Unavailable(_))));
+        assert!(matches!(a.admit_call("carol", "echo").await, Err(RateError::Unavailable(_))));
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(a.admit_call("carol", "echo").await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn memory_backed_limits_stay_in_process() {
+        let a = RateLimits::with_store(&config(), Arc::new(crate::store::MemoryStore::default()));
+        let ip: IpAddr = "192.0.2.10".parse().expect("ip");
+        assert_eq!(a.admit_ip(ip).await, Ok(()));
+        assert!(a.check_ip(ip).is_ok());
+        assert!(matches!(a.admit_ip(ip).await, Err(RateError::Limited(_))));
+    }
+
     #[test]
     fn tool_keys_are_unambiguous() {
         assert_ne!(tool_key("a|b", "c"), tool_key("a", "b|c"));

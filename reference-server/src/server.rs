@@ -17,10 +17,10 @@ use crate::config::{Config, ConfigError, Profile};
 use crate::conformance::Fixtures;
 use crate::jsonrpc::{self, ErrorObject, Id, Notification, ParseLimits, Request};
 use crate::protocol::ProtocolVersion;
-use crate::rate_limit::{Limited, RateLimits};
+use crate::rate_limit::{Limited, RateError, RateLimits};
 use crate::sanitize;
-use crate::session::{LogLevel, Peer, Session, SessionError, SessionStore, session_label};
-use crate::store::{MemoryStore, SharedStore};
+use crate::session::{LogLevel, Peer, Session, SessionError, SessionRecord, SessionStore, session_hash, session_label};
+use crate::store::{MemoryStore, SharedStore, StoreError};
 use crate::tools::{self, ToolContext, ToolError, ToolOutput, ToolRegistry};
 
 /// Why the server could not be built.
@@ -41,21 +41,36 @@ pub enum BuildError {
 }
 
 /// The outcome of one request: the response message, and whether it was refused by a rate
-/// limit (the HTTP transport turns that into 429 with `Retry-After`).
+/// limit (the HTTP transport turns that into 429 with `Retry-After`) or because the shared
+/// state could not be reached (503).
 #[derive(Debug)]
 pub struct Handled {
     pub response: Value,
     pub limited: Option<Limited>,
+    /// The shared store could not decide a rate limit, so the request was refused.
+    pub unavailable: bool,
 }
 
 impl Handled {
     fn ok(id: &Id, result: Value) -> Self {
-        Self { response: jsonrpc::result_response(id, result), limited: None }
+        Self { response: jsonrpc::result_response(id, result), limited: None, unavailable: false }
     }
 
     fn err(id: &Id, error: &ErrorObject) -> Self {
-        Self { response: jsonrpc::error_response(Some(id), error), limited: None }
+        Self { response: jsonrpc::error_response(Some(id), error), limited: None, unavailable: false }
     }
+}
+
+/// The JSON-RPC message of every refusal caused by an unreachable shared store.
+pub const STORE_UNAVAILABLE_MESSAGE: &str = "Shared state unavailable; try again";
+
+/// Why an HTTP session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenSessionError {
+    #[error(transparent)]
+    Local(#[from] SessionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 struct Inner {
@@ -144,7 +159,7 @@ impl McpServer {
                 config.sessions.max_sessions,
                 Duration::from_secs(config.sessions.idle_timeout_secs),
             ),
-            rate_limits: RateLimits::new(&config.rate_limits),
+            rate_limits: RateLimits::with_store(&config.rate_limits, store.clone()),
             tools: registry,
             fixtures,
             audit,
@@ -180,6 +195,16 @@ impl McpServer {
 
     pub fn store(&self) -> &Arc<dyn SharedStore> {
         &self.inner.store
+    }
+
+    /// Whether state is shared with other replicas (any store but the in-process one): rate
+    /// limits and session metadata then live in the store.
+    pub fn is_shared(&self) -> bool {
+        self.inner.store.backend() != "memory"
+    }
+
+    fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.inner.config.sessions.idle_timeout_secs)
     }
 
     pub fn api_keys(&self) -> Option<&Arc<ApiKeyStore>> {
@@ -283,6 +308,72 @@ impl McpServer {
             principal: session.principal.id.clone(),
             protocol_version: session.protocol_version.to_string(),
         });
+        Ok(())
+    }
+
+    /// Stores a session for the HTTP transport: in the shared store first (so that any replica
+    /// can serve it), then locally as [`start_session`](Self::start_session) does. Nothing is
+    /// stored when either step fails.
+    pub async fn open_session(&self, session: &Arc<Session>) -> Result<(), OpenSessionError> {
+        let hash = session_hash(&session.id);
+        if self.is_shared() {
+            let record = SessionRecord::of(session).to_bytes();
+            self.inner.store.put_session(&hash, &record, self.session_idle()).await?;
+        }
+        if let Err(e) = self.start_session(session) {
+            if self.is_shared() {
+                // Best effort: the entry expires after the idle timeout anyway.
+                let _ = self.inner.store.delete_session(&hash).await;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// A live session by id. Shared, the store is authoritative on every lookup (which also
+    /// restarts its idle timer there): a session ended on another replica is gone here too, and
+    /// one created on another replica is rebuilt locally under the same id. Only its metadata
+    /// travels: requests the server sends to the client, and GET streams, stay on the replica
+    /// that holds them. A store failure is an error, never a guess.
+    pub async fn find_session(&self, id: &str) -> Result<Option<Arc<Session>>, StoreError> {
+        let local = self.inner.sessions.get(id);
+        if !self.is_shared() {
+            return Ok(local);
+        }
+        let Some(bytes) = self.inner.store.get_session(&session_hash(id)).await? else {
+            if local.is_some() {
+                self.inner.sessions.remove(id);
+            }
+            return Ok(None);
+        };
+        if local.is_some() {
+            return Ok(local);
+        }
+        let session = match SessionRecord::from_bytes(&bytes).and_then(|r| r.restore(id.to_owned())) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                // Unusable metadata denies the session; the client can initialize again.
+                tracing::warn!(error = %e, session = %session_label(id), "shared session record refused");
+                return Ok(None);
+            }
+        };
+        match self.inner.sessions.insert_or_get(session.clone()) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                // Served for this request without a local copy (no live channels survive it).
+                tracing::debug!(error = %e, "restored session not cached locally");
+                Ok(Some(session))
+            }
+        }
+    }
+
+    /// Ends an HTTP session everywhere: deleted from the shared store first (if that fails the
+    /// session is left alive, so that a retried DELETE can finish the job), then locally.
+    pub async fn close_session(&self, session: &Session, reason: &str) -> Result<(), StoreError> {
+        if self.is_shared() {
+            self.inner.store.delete_session(&session_hash(&session.id)).await?;
+        }
+        self.end_session(session, reason);
         Ok(())
     }
 
@@ -457,12 +548,28 @@ impl McpServer {
         let arg_names: Vec<String> = args.keys().map(|k| truncate(k, 64)).collect();
         let label = session_label(&session.id);
 
-        if let Err(limited) = self.inner.rate_limits.check_call(&principal.id, &tool_name) {
-            self.audit_limited(&limited, &format!("{}|{}", principal.id, tool_name));
-            let secs = crate::rate_limit::retry_after_secs(limited.retry_after);
-            let error = ErrorObject::new(jsonrpc::RATE_LIMITED, "Rate limit exceeded")
-                .with_data(json!({ "layer": limited.layer.as_str(), "retryAfterSeconds": secs }));
-            return Handled { response: jsonrpc::error_response(Some(id), &error), limited: Some(limited) };
+        match self.inner.rate_limits.admit_call(&principal.id, &tool_name).await {
+            Ok(()) => {}
+            Err(RateError::Limited(limited)) => {
+                self.audit_limited(&limited, &format!("{}|{}", principal.id, tool_name));
+                let secs = crate::rate_limit::retry_after_secs(limited.retry_after);
+                let error = ErrorObject::new(jsonrpc::RATE_LIMITED, "Rate limit exceeded")
+                    .with_data(json!({ "layer": limited.layer.as_str(), "retryAfterSeconds": secs }));
+                return Handled {
+                    response: jsonrpc::error_response(Some(id), &error),
+                    limited: Some(limited),
+                    unavailable: false,
+                };
+            }
+            Err(RateError::Unavailable(e)) => {
+                tracing::error!(error = %e, tool = %tool_name, "tools/call refused: shared rate-limit state unavailable");
+                let error = ErrorObject::new(jsonrpc::INTERNAL_ERROR, STORE_UNAVAILABLE_MESSAGE);
+                return Handled {
+                    response: jsonrpc::error_response(Some(id), &error),
+                    limited: None,
+                    unavailable: true,
+                };
+            }
         }
 
         let instance = Value::Object(args);

@@ -138,6 +138,15 @@ impl Session {
         }
     }
 
+    /// Rebuilds, on another replica, a session another replica created: same id, version,
+    /// principal and client capabilities, already initialized. Live state (pending requests,
+    /// streams, subscriptions, log level) is per replica and starts afresh.
+    pub fn restore(id: String, protocol_version: ProtocolVersion, principal: Principal, caps: Value) -> Self {
+        let session = Self { id, ..Self::new(protocol_version, principal, caps) };
+        session.mark_initialized();
+        session
+    }
+
     /// The client sent `notifications/initialized`.
     pub fn mark_initialized(&self) {
         self.initialized.store(true, Ordering::Release);
@@ -310,6 +319,67 @@ impl Peer {
     }
 }
 
+/// The key of a session in the shared store: hex SHA-256 of its id, so the store (and anyone
+/// who can read it) never holds the bearer id itself.
+pub fn session_hash(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// What another replica needs to accept a session: who owns it and what was negotiated. Stored
+/// as JSON under [`session_hash`]; live channels are never shared.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// Format version, so that a rolling upgrade can refuse records it does not understand.
+    pub v: u8,
+    pub principal: Principal,
+    pub protocol_version: String,
+    pub client_capabilities: Value,
+}
+
+/// Why a stored session record could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("session record is not valid JSON of the expected shape")]
+    Malformed,
+    #[error("session record has an unknown format version")]
+    UnknownVersion,
+    #[error("session record names an unsupported protocol version")]
+    UnsupportedProtocol,
+}
+
+impl SessionRecord {
+    const FORMAT: u8 = 1;
+
+    pub fn of(session: &Session) -> Self {
+        Self {
+            v: Self::FORMAT,
+            principal: session.principal.clone(),
+            protocol_version: session.protocol_version.as_str().to_owned(),
+            client_capabilities: session.client_capabilities.clone(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain strings and a JSON value cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        let record: Self = serde_json::from_slice(bytes).map_err(|_| RecordError::Malformed)?;
+        if record.v != Self::FORMAT {
+            return Err(RecordError::UnknownVersion);
+        }
+        Ok(record)
+    }
+
+    /// The session this record describes, under `id` (whose hash the record was stored at).
+    pub fn restore(self, id: String) -> Result<Session, RecordError> {
+        let version = ProtocolVersion::parse(&self.protocol_version).ok_or(RecordError::UnsupportedProtocol)?;
+        Ok(Session::restore(id, version, self.principal, self.client_capabilities))
+    }
+}
+
 /// Why a session could not be created or used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionError {
@@ -333,6 +403,10 @@ impl SessionStore {
     /// new one is refused rather than evicting a live client.
     pub fn insert(&self, session: Arc<Session>) -> Result<(), SessionError> {
         let mut map = self.sessions.lock();
+        self.insert_into(&mut map, session)
+    }
+
+    fn insert_into(&self, map: &mut HashMap<String, Arc<Session>>, session: Arc<Session>) -> Result<(), SessionError> {
         if map.len() >= self.max {
             let idle = self.idle;
             map.retain(|_, s| {
@@ -346,8 +420,22 @@ impl SessionStore {
         if map.len() >= self.max {
             return Err(SessionError::Full);
         }
-        map.insert(session.id.clone(), session);
+        if let Some(old) = map.insert(session.id.clone(), session) {
+            old.close();
+        }
         Ok(())
+    }
+
+    /// Stores a session unless one with its id is live already, and returns the one kept: two
+    /// requests restoring the same shared session at once end up with one local copy.
+    pub fn insert_or_get(&self, session: Arc<Session>) -> Result<Arc<Session>, SessionError> {
+        let mut map = self.sessions.lock();
+        if let Some(existing) = map.get(&session.id).filter(|s| s.idle_for() < self.idle && !s.is_closed()) {
+            existing.touch();
+            return Ok(existing.clone());
+        }
+        self.insert_into(&mut map, session.clone())?;
+        Ok(session)
     }
 
     /// A live session by id. Expired sessions are ended on the way.
@@ -395,6 +483,53 @@ mod tests {
             assert_eq!(id.len(), 43);
             assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         }
+    }
+
+    #[test]
+    fn records_round_trip_and_restore_under_the_same_id() {
+        let mut original = Session::new(ProtocolVersion::LATEST, Principal::admin("ops"), json!({ "sampling": {} }));
+        original.id = "sid-1".into();
+        let bytes = SessionRecord::of(&original).to_bytes();
+        let restored =
+            SessionRecord::from_bytes(&bytes).and_then(|r| r.restore("sid-1".into())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(restored.id, "sid-1");
+        assert_eq!(restored.protocol_version, ProtocolVersion::LATEST);
+        assert_eq!(restored.principal, Principal::admin("ops"));
+        assert!(restored.client_supports("sampling"));
+        assert!(restored.is_initialized());
+        assert!(!String::from_utf8_lossy(&bytes).contains("sid-1"), "the id is not part of the record");
+    }
+
+    #[test]
+    fn bad_records_are_refused() {
+        assert_eq!(SessionRecord::from_bytes(b"nope"), Err(RecordError::Malformed));
+        let mut r = SessionRecord::of(&Session::new(ProtocolVersion::LATEST, Principal::anonymous(), json!({})));
+        r.v = 9;
+        assert_eq!(SessionRecord::from_bytes(&r.to_bytes()), Err(RecordError::UnknownVersion));
+        r.v = 1;
+        r.protocol_version = "1999-01-01".into();
+        let r = SessionRecord::from_bytes(&r.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(r.restore("x".into()), Err(RecordError::UnsupportedProtocol)));
+    }
+
+    #[test]
+    fn insert_or_get_keeps_the_first_live_copy() {
+        let store = SessionStore::new(4, Duration::from_secs(60));
+        let first = Arc::new(Session::restore("s".into(), ProtocolVersion::LATEST, Principal::anonymous(), json!({})));
+        let second = Arc::new(Session::restore("s".into(), ProtocolVersion::LATEST, Principal::anonymous(), json!({})));
+        let kept = store.insert_or_get(first.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&kept, &first));
+        let kept = store.insert_or_get(second).unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&kept, &first));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn session_hash_is_hex_sha256() {
+        let h = session_hash("abc");
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, session_hash("abd"));
+        assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
     #[test]

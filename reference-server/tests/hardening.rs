@@ -255,7 +255,9 @@ fn bad_inputs() -> Vec<Case> {
             Some(-32602),
         ),
         Case::post("unknown tool", call(canary, json!({})), 200, Some(-32602)),
-        Case::post("admin tool", call("admin_purge_notes", json!({ "confirm": canary })), 200, Some(-32602)),
+        // With authentication on, a credential without `mcp:admin` is refused by the scope check
+        // (403 insufficient_scope, AU-10) before the tool registry is consulted.
+        Case::post("admin tool", call("admin_purge_notes", json!({ "confirm": canary })), 403, None),
         Case::post(
             "arguments not an object",
             rpc(json!(1), "tools/call", json!({ "name": "query_products", "arguments": canary })),
@@ -439,7 +441,7 @@ async fn connections_over_the_cap_are_refused_and_slots_come_back() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).no_proxy().build().expect("client");
-    let c = Mcp::new(client, &srv.url);
+    let c = srv.client_on(client, &srv.url);
     let refused =
         c.build(Method::POST, &c.url, Some(initialize_body(1, LATEST).to_string().into_bytes()), &[]).send().await;
     assert!(refused.is_err(), "a third connection was served: {:?}", refused.map(|r| r.status()));
@@ -448,7 +450,7 @@ async fn connections_over_the_cap_are_refused_and_slots_come_back() {
     let mut served = false;
     for _ in 0..20 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let fresh = Mcp::new(http_client(), &srv.url);
+        let fresh = srv.client();
         if let Ok(Ok(r)) = tokio::time::timeout(
             std::time::Duration::from_secs(2),
             fresh

@@ -40,7 +40,8 @@ async fn post_requires_json_content_type_and_both_accept_types() {
     }
     // No Accept header at all (reqwest would add `*/*`, so this one is sent raw).
     let port = srv.addr.port();
-    let head = format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json");
+    let head =
+        format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json{}", srv.auth_line());
     let r = raw_http(srv.addr, &head, init.as_bytes()).await;
     assert_eq!(r.status, 406, "no Accept: {}", r.describe());
     assert!(r.header("mcp-session-id").is_none());
@@ -457,8 +458,9 @@ async fn get_opens_one_event_stream_per_session() {
     assert_eq!(r.status, 400, "GET without session: {}", r.describe());
     let port = srv.addr.port();
     let head = format!(
-        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nMcp-Session-Id: {}",
-        c.session.clone().unwrap_or_default()
+        "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nMcp-Session-Id: {}{}",
+        c.session.clone().unwrap_or_default(),
+        srv.auth_line()
     );
     let r = raw_http(srv.addr, &head, b"").await;
     assert_eq!(r.status, 406, "GET without Accept: {}", r.describe());

@@ -64,7 +64,7 @@ async fn https_serves_mcp_with_hsts_on_every_response() {
     let pki = make_pki();
     let srv = start_tls(standard(), &pki.cert, &pki.key).await;
     let http = tls_client(&pki, srv.addr);
-    let mut c = Mcp::new(http.clone(), &srv.url);
+    let mut c = srv.client_on(http.clone(), &srv.url);
     assert!(srv.url.starts_with("https://localhost:"));
 
     let r = c.post(&initialize_body(1, LATEST)).await;
@@ -113,6 +113,7 @@ async fn http2_is_negotiated_and_the_ip_name_verifies() {
         .post(&srv.url)
         .header("content-type", "application/json")
         .header("accept", ACCEPT_BOTH)
+        .bearer_auth(srv.api_key.as_deref().expect("start_tls makes an API key"))
         .body(initialize_body(1, LATEST).to_string())
         .send()
         .await
@@ -121,7 +122,7 @@ async fn http2_is_negotiated_and_the_ip_name_verifies() {
     assert_eq!(response.status().as_u16(), 200);
 
     let by_ip = format!("https://127.0.0.1:{}/mcp", srv.addr.port());
-    let c = Mcp::new(http, &by_ip);
+    let c = srv.client_on(http, &by_ip);
     let r = c.post(&initialize_body(2, LATEST)).await;
     assert_eq!(r.status, 200, "via the IP SAN: {}", r.describe());
     assert!(r.header("strict-transport-security").is_some());
@@ -156,7 +157,7 @@ async fn plain_http_and_untrusted_clients_fail() {
     assert!(outcome.is_err(), "a certificate from an untrusted CA was accepted");
 
     // The server still serves trusted clients afterwards.
-    let c = Mcp::new(tls_client(&pki, srv.addr), &srv.url);
+    let c = srv.client_on(tls_client(&pki, srv.addr), &srv.url);
     let r = c.post(&initialize_body(1, LATEST)).await;
     assert_eq!(r.status, 200, "{}", r.describe());
 }

@@ -409,7 +409,9 @@ async fn notes_round_trip_and_canaries_are_not_leaked_elsewhere() {
 
 #[tokio::test]
 async fn the_admin_tool_is_hidden_from_the_anonymous_principal() {
-    let srv = start(standard()).await;
+    // Authentication off (`public`): the anonymous principal holds no admin tier, and the call
+    // reaches the registry, which hides the tool.
+    let srv = start_as_configured(standard()).await;
     let c = session(&srv).await;
     c.call_tool_ok("notes_create", json!({ "title": "mine", "body": "keep" })).await;
     let listed = c.request("tools/list", json!({})).await;
@@ -426,4 +428,31 @@ async fn the_admin_tool_is_hidden_from_the_anonymous_principal() {
     // `arguments` of the wrong type is a protocol error too (TO-04).
     let m = c.request("tools/call", json!({ "name": "query_products", "arguments": "str" })).await;
     assert_eq!(m["error"]["code"], json!(-32602), "{m}");
+}
+
+#[tokio::test]
+async fn the_admin_tool_needs_the_admin_scope_when_authentication_is_on() {
+    // With a credential lacking `mcp:admin`, the scope check refuses the call before the
+    // registry (403 insufficient_scope naming the scope to step up to, AU-10); listings still
+    // hide the tool, and nothing is purged.
+    let srv = start(standard()).await;
+    let c = session(&srv).await;
+    c.call_tool_ok("notes_create", json!({ "title": "mine", "body": "keep" })).await;
+    let listed = c.request("tools/list", json!({})).await;
+    assert!(!listed.to_string().contains("admin_purge_notes"), "{listed}");
+    let r = c
+        .request_reply(
+            "tools/call",
+            json!({ "name": "admin_purge_notes", "arguments": { "principal": TEST_PRINCIPAL } }),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.describe());
+    assert_eq!(r.json()["error"], json!("insufficient_scope"), "{}", r.describe());
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="mcp:admin""#),
+        "{challenge}"
+    );
+    let notes = c.call_tool_ok("notes_list", json!({})).await;
+    assert_eq!(notes["structuredContent"]["count"], json!(1), "nothing was purged: {notes}");
 }

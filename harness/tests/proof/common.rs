@@ -9,6 +9,8 @@ use mcproof::check::Check;
 use mcproof::probe::{Probe, ScanOptions};
 use mcproof::runner::{CheckResult, run_one};
 use mcproof::target::{HttpTarget, StdioTarget, Target};
+use mcproof_server::auth::AuthPolicy;
+use mcproof_server::auth::api_keys::{ApiKeyStore, KeyTier};
 use mcproof_server::config::Config;
 use mcproof_server::faults::Faults;
 
@@ -25,7 +27,11 @@ pub enum Broken {
     Mock(&'static str, fn() -> BoxFuture<'static, Stand>),
     /// Both targets given (for a control the reference server does not have yet, the secure
     /// side is a stand-in too): what, the broken target, the secure target.
+    #[allow(dead_code)] // no case needs it now; kept for controls the reference server lacks
     Stands(&'static str, fn() -> BoxFuture<'static, Stand>, fn() -> BoxFuture<'static, Stand>),
+    /// The reference server over HTTP with its configuration changed after the secure defaults
+    /// are applied (e.g. authentication off): what, the change.
+    Config(&'static str, fn(&mut Config)),
 }
 
 /// A stand-in target and whatever must stay alive while it is scanned.
@@ -40,6 +46,7 @@ impl fmt::Display for Broken {
             Broken::Fault(n) | Broken::TlsFault(n) | Broken::StdioFault(n) => write!(f, "fault {n}"),
             Broken::Mock(what, _) => write!(f, "mock: {what}"),
             Broken::Stands(what, _, _) => write!(f, "stand-ins: {what}"),
+            Broken::Config(what, _) => write!(f, "configuration: {what}"),
         }
     }
 }
@@ -67,7 +74,13 @@ impl Case {
         Self { check, broken: Broken::Mock(what, make) }
     }
 
+    /// The broken target is the reference server with `change` applied to its configuration.
+    pub fn config(check: &'static str, what: &'static str, change: fn(&mut Config)) -> Self {
+        Self { check, broken: Broken::Config(what, change) }
+    }
+
     /// Both the broken and the secure target are given (see [`Broken::Stands`]).
+    #[allow(dead_code)]
     pub fn stands(
         check: &'static str,
         what: &'static str,
@@ -88,8 +101,11 @@ pub struct Outcome {
 pub struct Running {
     pub url: url::Url,
     pub ca_pem: Option<std::path::PathBuf>,
+    /// The API key the targets send as a bearer token (`None` when authentication is off).
+    pub api_key: Option<String>,
     _task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
+    _keys: tempfile::TempDir,
 }
 
 impl Drop for Running {
@@ -98,13 +114,30 @@ impl Drop for Running {
     }
 }
 
-/// Starts the reference server on 127.0.0.1:0 with `faults`, optionally over TLS.
+/// Starts the reference server on 127.0.0.1:0 with `faults`, optionally over TLS, in its secure
+/// configuration: authentication required, with one API key (scopes `mcp:read mcp:write`) that
+/// the targets from [`http_target`] send.
 pub async fn start(faults: &[&str], tls: bool) -> Running {
-    let config = Config {
+    start_with(faults, tls, |_| {}).await
+}
+
+/// [`start`] with `change` applied to the configuration last.
+pub async fn start_with(faults: &[&str], tls: bool, change: fn(&mut Config)) -> Running {
+    let keys = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key_file = keys.path().join("api-keys.json");
+    let mut store = ApiKeyStore::load(&key_file).unwrap_or_else(|e| panic!("{e}"));
+    let (key, _) = store
+        .create("mcproof-proof", &["mcp:read", "mcp:write"], KeyTier::Authenticated, std::time::SystemTime::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         faults: Faults::from_names(faults).unwrap_or_else(|e| panic!("{e}")),
         ..Config::default()
     };
+    config.auth.policy = AuthPolicy::Required;
+    config.auth.api_keys_file = Some(key_file);
+    change(&mut config);
+    let api_key = (config.auth.policy != AuthPolicy::Public).then(|| key.expose_secret().to_owned());
     let server = mcproof_server::server::McpServer::new(config).unwrap_or_else(|e| panic!("{e}"));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let addr = tcp.local_addr().unwrap_or_else(|e| panic!("{e}"));
@@ -130,13 +163,14 @@ pub async fn start(faults: &[&str], tls: bool) -> Running {
     let task = tokio::spawn(mcproof_server::http::listener::serve(tcp, app, acceptor, limits));
     let scheme = if tls { "https" } else { "http" };
     let url = url::Url::parse(&format!("{scheme}://127.0.0.1:{}/mcp", addr.port())).unwrap_or_else(|e| panic!("{e}"));
-    Running { url, ca_pem: ca, _task: task, _dir: dir }
+    Running { url, ca_pem: ca, api_key, _task: task, _dir: dir, _keys: keys }
 }
 
 /// The HTTP target for a running server.
 pub fn http_target(running: &Running) -> Target {
     let mut t = HttpTarget::new(running.url.clone());
     t.ca_cert = running.ca_pem.clone();
+    t.bearer = running.api_key.clone();
     Target::Http(t)
 }
 
@@ -186,7 +220,18 @@ async fn run_on(check: &Check, target: Target) -> CheckResult {
 }
 
 /// Runs `check` against the broken target and against the secure one.
+/// With `MCPROOF_PROOF_SHOW` set, prints both verdicts of every case to stderr.
 pub async fn run_case(check: &Check, case: &Case) -> Outcome {
+    let outcome = run_both(check, case).await;
+    if std::env::var_os("MCPROOF_PROOF_SHOW").is_some() {
+        eprintln!("{} [{}]", check.info.id, case.broken);
+        eprintln!("  broken: {} {}", outcome.broken.status, outcome.broken.message);
+        eprintln!("  secure: {} {}", outcome.secure.status, outcome.secure.message);
+    }
+    outcome
+}
+
+async fn run_both(check: &Check, case: &Case) -> Outcome {
     match &case.broken {
         Broken::Fault(f) | Broken::TlsFault(f) => {
             let tls = matches!(case.broken, Broken::TlsFault(_));
@@ -206,6 +251,14 @@ pub async fn run_case(check: &Check, case: &Case) -> Outcome {
             drop(stand.keep);
             let secure_server = start(&[], false).await;
             Outcome { broken, secure: run_on(check, http_target(&secure_server)).await }
+        }
+        Broken::Config(_, change) => {
+            let broken_server = start_with(&[], false, *change).await;
+            let secure_server = start(&[], false).await;
+            Outcome {
+                broken: run_on(check, http_target(&broken_server)).await,
+                secure: run_on(check, http_target(&secure_server)).await,
+            }
         }
         Broken::Stands(_, make_broken, make_secure) => {
             let stand = make_broken().await;

@@ -11,16 +11,15 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use super::common::{Case, Stand, http_target, start};
+use mcproof_server::auth::AuthPolicy;
+
+use super::common::{Case, Stand};
 
 pub fn cases() -> Vec<Case> {
     vec![
-        Case::stands(
-            "posture/auth-required",
-            "broken: the reference server (it has no auth layer yet); secure: a mock that answers 401 + WWW-Authenticate without a bearer token",
-            reference_server,
-            mcp_requiring_a_token,
-        ),
+        Case::config("posture/auth-required", "auth.policy = public (authentication off)", |c| {
+            c.auth.policy = AuthPolicy::Public;
+        }),
         Case::mock("posture/no-admin-exposed", "GET /admin serves an HTML login page", admin_page),
         Case::mock(
             "posture/no-credentials-exposed",
@@ -41,8 +40,6 @@ pub fn cases() -> Vec<Case> {
 
 // ---------------------------------------------------------------------------------------------
 // A stand-in MCP endpoint
-
-const TOKEN: &str = "mcproof-proof-token-4f1c9a";
 
 /// How the stand-in MCP endpoint behaves.
 #[derive(Clone, Default)]
@@ -133,20 +130,6 @@ fn stand(server: MockServer, bearer: Option<&str>) -> Stand {
 
 // ---------------------------------------------------------------------------------------------
 // Targets
-
-fn reference_server() -> BoxFuture<'static, Stand> {
-    Box::pin(async {
-        let running = start(&[], false).await;
-        Stand { target: http_target(&running), keep: Box::new(running) }
-    })
-}
-
-fn mcp_requiring_a_token() -> BoxFuture<'static, Stand> {
-    Box::pin(async {
-        let server = mcp_stand_in(McpMock { bearer: Some(TOKEN), ..McpMock::default() }).await;
-        stand(server, Some(TOKEN))
-    })
-}
 
 fn admin_page() -> BoxFuture<'static, Stand> {
     Box::pin(async {

@@ -1,6 +1,9 @@
 //! Shared helpers for the reference server's integration tests.
 //!
-//! * [`start`] / [`start_tls`] run the server in-process on `127.0.0.1:0` and return its URL.
+//! * [`start`] / [`start_tls`] run the server in-process on `127.0.0.1:0` and return its URL,
+//!   with authentication on (`required`) and an API key ([`TestServer::api_key`]) that
+//!   [`TestServer::client`] sends on every request: the core behaviour is tested as a real,
+//!   authenticated client sees it. [`start_as_configured`] leaves the auth settings alone.
 //! * [`Mcp`] is a small Streamable HTTP client: it adds the headers a well-behaved client sends
 //!   (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`), and every header can be
 //!   replaced or removed per request so tests can send exactly the malformed request they need.
@@ -19,6 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+pub use mcproof_server::auth::AuthPolicy;
+use mcproof_server::auth::api_keys::{ApiKeyStore, KeyTier};
 pub use mcproof_server::config::{Config, Profile};
 use mcproof_server::http::listener::{self, ConnLimits};
 use mcproof_server::server::McpServer;
@@ -36,6 +41,10 @@ pub const LATEST: &str = "2025-11-25";
 pub const CANARY: &str = "CANARY-7f3a9c";
 /// The server binary, for tests that run it as a process.
 pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_mcproof-server");
+/// The principal of the API key [`start`] creates.
+pub const TEST_PRINCIPAL: &str = "test-client";
+/// The scopes of that key: everything but `mcp:admin`.
+pub const TEST_SCOPES: [&str; 2] = ["mcp:read", "mcp:write"];
 
 /// A server running in-process; stopped when dropped.
 pub struct TestServer {
@@ -47,7 +56,11 @@ pub struct TestServer {
     pub url: String,
     /// The server's own origin, `http://127.0.0.1:PORT`.
     pub origin: String,
+    /// The API key [`start`] made for [`TEST_PRINCIPAL`] (`None` from [`start_as_configured`]).
+    pub api_key: Option<String>,
     task: tokio::task::JoinHandle<()>,
+    /// Holds the key store file for the server's lifetime.
+    _keys_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for TestServer {
@@ -57,9 +70,29 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
-    /// A client for this server (no session yet).
+    /// A client for this server (no session yet) that sends the default credential, if any.
     pub fn client(&self) -> Mcp {
+        self.client_on(http_client(), &self.url)
+    }
+
+    /// A client on `http` for `url` that sends the default credential, if any.
+    pub fn client_on(&self, http: reqwest::Client, url: &str) -> Mcp {
+        let client = Mcp::new(http, url);
+        match &self.api_key {
+            Some(key) => client.with_bearer(key),
+            None => client,
+        }
+    }
+
+    /// A client that sends no credential at all.
+    pub fn anonymous_client(&self) -> Mcp {
         Mcp::new(http_client(), &self.url)
+    }
+
+    /// The default credential as a header line to append to a [`raw_http`] head
+    /// (`\r\nAuthorization: Bearer …`), or an empty string when there is none.
+    pub fn auth_line(&self) -> String {
+        self.api_key.as_ref().map(|k| format!("\r\nAuthorization: Bearer {k}")).unwrap_or_default()
     }
 }
 
@@ -82,20 +115,67 @@ pub async fn spawn_server(args: &[&str]) -> (tokio::process::Child, String) {
     (child, banner)
 }
 
-/// Starts the server with `config` on a fresh loopback port (plain HTTP).
+/// Starts the server with `config` on a fresh loopback port (plain HTTP), with authentication
+/// on (see [`with_test_key`]).
 pub async fn start(config: Config) -> TestServer {
-    start_inner(config, None).await
+    let (config, key, dir) = with_test_key(config);
+    start_inner(config, None, Some(key), Some(dir)).await
 }
 
-/// Starts the server with `config` over TLS with the given PEM files.
+/// Starts the server with `config` exactly as given (the default policy is `public`, auth off).
+pub async fn start_as_configured(config: Config) -> TestServer {
+    start_inner(config, None, None, None).await
+}
+
+/// Starts the server with `config` over TLS with the given PEM files, with authentication on
+/// (see [`with_test_key`]).
 pub async fn start_tls(config: Config, cert: &Path, key: &Path) -> TestServer {
     let acceptor = listener::tls_acceptor(cert, key).expect("TLS acceptor from the test certificate");
-    start_inner(config, Some(acceptor)).await
+    let (config, api_key, dir) = with_test_key(config);
+    start_inner(config, Some(acceptor), Some(api_key), Some(dir)).await
 }
 
-async fn start_inner(config: Config, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+/// Turns authentication on: a `public` policy becomes `required` (`public-tier` is kept), and
+/// an API key for [`TEST_PRINCIPAL`] with [`TEST_SCOPES`] is put in a fresh key store (which
+/// replaces any configured one). Returns the key and the directory holding the store.
+pub fn with_test_key(mut config: Config) -> (Config, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory for the key store");
+    let path = dir.path().join("api-keys.json");
+    let mut store = ApiKeyStore::load(&path).expect("a new key store");
+    let (key, _) = store
+        .create(TEST_PRINCIPAL, &TEST_SCOPES, KeyTier::Authenticated, std::time::SystemTime::now())
+        .expect("create the test API key");
+    if config.auth.policy == AuthPolicy::Public {
+        config.auth.policy = AuthPolicy::Required;
+    }
+    config.auth.api_keys_file = Some(path);
+    (config, key.expose_secret().to_owned(), dir)
+}
+
+/// Serves an already built `server` on an already bound loopback listener (plain HTTP), for
+/// tests that need the address before the configuration (several replicas of one deployment).
+pub fn serve_on(server: McpServer, tcp: tokio::net::TcpListener) -> TestServer {
+    serve_inner(server, tcp, None, None, None)
+}
+
+async fn start_inner(
+    config: Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    api_key: Option<String>,
+    keys_dir: Option<tempfile::TempDir>,
+) -> TestServer {
     let server = McpServer::new(config).expect("the test configuration is valid");
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    serve_inner(server, tcp, tls, api_key, keys_dir)
+}
+
+fn serve_inner(
+    server: McpServer,
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    api_key: Option<String>,
+    keys_dir: Option<tempfile::TempDir>,
+) -> TestServer {
     let addr = tcp.local_addr().expect("local address");
     let limits = ConnLimits {
         max_connections: server.config().limits.max_connections,
@@ -109,7 +189,7 @@ async fn start_inner(config: Config, tls: Option<tokio_rustls::TlsAcceptor>) -> 
     } else {
         (format!("http://127.0.0.1:{}", addr.port()), format!("http://127.0.0.1:{}", addr.port()))
     };
-    TestServer { server, addr, url: format!("{base}/mcp"), base, origin, task }
+    TestServer { server, addr, url: format!("{base}/mcp"), base, origin, api_key, task, _keys_dir: keys_dir }
 }
 
 /// The standard profile with defaults.
@@ -297,12 +377,41 @@ pub struct Mcp {
     pub session: Option<String>,
     /// Sent as `MCP-Protocol-Version` when set (after `initialize`, the negotiated version).
     pub version: Option<String>,
+    /// A credential header (lowercase name, value) sent on every request when set; a request's
+    /// own headers can still replace or remove it.
+    pub credential: Option<(String, String)>,
     next_id: Arc<AtomicI64>,
 }
 
 impl Mcp {
+    /// A client without a credential.
     pub fn new(http: reqwest::Client, url: &str) -> Self {
-        Self { http, url: url.to_owned(), session: None, version: None, next_id: Arc::new(AtomicI64::new(1)) }
+        Self {
+            http,
+            url: url.to_owned(),
+            session: None,
+            version: None,
+            credential: None,
+            next_id: Arc::new(AtomicI64::new(1)),
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` (a JWT or an `mcp_sk_` API key) on every request.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.credential = Some(("authorization".into(), format!("Bearer {token}")));
+        self
+    }
+
+    /// Sends `X-API-Key: <key>` on every request.
+    pub fn with_api_key(mut self, key: &str) -> Self {
+        self.credential = Some(("x-api-key".into(), key.to_owned()));
+        self
+    }
+
+    /// Sends no credential.
+    pub fn without_credential(mut self) -> Self {
+        self.credential = None;
+        self
     }
 
     pub fn next_id(&self) -> i64 {
@@ -331,6 +440,9 @@ impl Mcp {
         }
         if let Some(v) = &self.version {
             map.push(("mcp-protocol-version".into(), v.clone()));
+        }
+        if let Some(credential) = &self.credential {
+            map.push(credential.clone());
         }
         for (name, value) in headers {
             let name = name.to_ascii_lowercase();
