@@ -201,6 +201,17 @@ fn authorize_incoming(state: &AppState, caller: &Caller, incoming: &Incoming) ->
     }
 }
 
+/// The scope decision for GET (the server stream) and DELETE (ending a session), which carry no
+/// JSON-RPC method: decided like any other non-tool request (`mcp:read`; open to callers without
+/// a credential only under `public-tier`), so a session is never a substitute for a credential.
+#[allow(clippy::result_large_err, reason = "the error is the HTTP response itself, built only on the refusal path")]
+fn authorize_transport(state: &AppState, caller: &Caller, method: &str) -> Result<(), Response> {
+    match state.auth.authorize(caller, &Action { method, tool_tier: None, read_only: true }) {
+        Decision::Allow => Ok(()),
+        denied => Err(refuse(state, caller, &Refusal::Denied(denied))),
+    }
+}
+
 /// A refusal with its status, `WWW-Authenticate` challenge and an RFC 6750-style body, audited.
 fn refuse(state: &AppState, caller: &Caller, refusal: &Refusal) -> Response {
     state.server.audit().record(AuditEvent::AuthDecision {
@@ -682,6 +693,9 @@ async fn batch(
 }
 
 async fn get_mcp(State(state): State<AppState>, Extension(caller): Extension<Caller>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authorize_transport(&state, &caller, "GET /mcp") {
+        return refused;
+    }
     if !accepts(&headers, "text/event-stream") {
         return jsonrpc_error(
             StatusCode::NOT_ACCEPTABLE,
@@ -714,6 +728,9 @@ async fn delete_mcp(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = authorize_transport(&state, &caller, "DELETE /mcp") {
+        return refused;
+    }
     let (session, _) = match session_for(&state, &headers, &caller, None).await {
         Ok(found) => found,
         Err(response) => return response,

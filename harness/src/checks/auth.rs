@@ -237,6 +237,17 @@ pub fn parse_challenges(value: &str) -> Vec<(String, Vec<(String, String)>)> {
                 }
                 break;
             }
+            // `name=` then `=`, a comma or the end is a token68 (`abc==`), not a parameter.
+            let mut j = i;
+            while j < chars.len() && chars[j] == '=' {
+                j += 1;
+            }
+            let rest = chars[j..].iter().find(|c| **c != ' ' && **c != '\t');
+            if params.is_empty() && (j > i + 1 || matches!(rest, None | Some(','))) {
+                params.push((String::new(), chars[save..j].iter().collect::<String>().trim().to_owned()));
+                i = j;
+                break;
+            }
             i += 1; // '='
             skip_ws(&mut i);
             let value = if i < chars.len() && chars[i] == '"' {
