@@ -32,6 +32,9 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+    /// Read a password on stdin and print its Argon2id hash, for the `auth.users` list of the
+    /// config file (passwords themselves never go in configuration).
+    HashPassword,
     /// API keys: create (printed once), rotate (the old key keeps working for a grace period),
     /// revoke, list. Only SHA-256 digests are stored.
     Keys {
@@ -280,6 +283,7 @@ fn main() -> ExitCode {
             return verify_audit(&file, expect_last_hash.as_deref());
         }
         Some(Command::Keys { action }) => return keys(action),
+        Some(Command::HashPassword) => return hash_password(),
         None => {}
     }
     let args = cli.serve;
@@ -385,6 +389,29 @@ async fn run(config: Config, stdio: bool) -> Result<(), RunError> {
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("shutting down");
             Ok(())
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("mcproof-server: error: cannot read the password: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("mcproof-server: error: empty password on stdin");
+        return ExitCode::from(2);
+    }
+    match mcproof_server::oauth::users::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mcproof-server: error: {e}");
+            ExitCode::from(2)
         }
     }
 }
