@@ -1,5 +1,4 @@
 #![no_main]
-//! Strict JSON-RPC parsing: never panics, and every accepted message re-encodes to bytes that
-//! parse back to the same message.
+//! Strict JSON-RPC parsing and the stdio dispatcher: round trip, right error codes, one answer per request.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mcproof_server::jsonrpc::fuzz_round_trip(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcproof_server::fuzzing::jsonrpc_parse(data));

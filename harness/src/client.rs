@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod fuzz_invariants;
 pub mod http;
 pub mod sse;
 pub mod stdio;

@@ -70,7 +70,8 @@ pub fn redact_header(name: &str, value: &str) -> String {
 static SECRET_PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     [
         r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-        r"(?i)bearer\s+[A-Za-z0-9._~+/=-]{8,}",
+        // A token68 after "Bearer", but not an auth-param such as `Bearer resource_metadata="…"`.
+        r#"(?i)bearer\s+[A-Za-z0-9._~+/-]{8,}=*(?:[^"A-Za-z0-9._~+/=-]|$)"#,
         r"mcp_sk_[A-Za-z0-9_-]{16,}",
         r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}",
         r"\bAKIA[0-9A-Z]{16}\b",
@@ -121,6 +122,10 @@ mod tests {
         let red = redact_text(body);
         assert!(!red.contains("s3cr3t-value") && !red.contains("eyJzdWIi"), "{red}");
         assert!(redact_text("key AKIAIOSFODNN7EXAMPLE here").contains("[REDACTED]"));
+        // A challenge's auth-params are not credentials and stay readable.
+        let challenge = r#"Bearer resource_metadata="http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp", scope="mcp:read""#;
+        assert_eq!(redact_header("WWW-Authenticate", challenge), challenge);
+        assert!(!redact_text("Authorization: Bearer abcdefgh12345678 more").contains("abcdefgh12345678"));
     }
 
     #[test]

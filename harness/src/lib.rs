@@ -11,6 +11,7 @@ pub mod check;
 pub mod checks;
 pub mod client;
 pub mod evidence;
+pub mod fuzz;
 pub mod grade;
 pub mod probe;
 pub mod report;

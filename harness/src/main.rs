@@ -56,6 +56,13 @@ enum Command {
         /// A check id, e.g. transport/origin-forbidden.
         id: String,
     },
+    /// Fuzz a running MCP server over the wire (URL, stdio command after `--`, or the embedded
+    /// reference server). Exit 0: no finding; 1: findings (reproducers in --out); 2: usage; 3:
+    /// unreachable.
+    Fuzz(mcproof::fuzz::cli::FuzzArgs),
+    /// Re-run a fuzz reproducer. Exit 1: the failure reproduces; 0: it does not; 2: usage; 3:
+    /// unreachable.
+    Replay(mcproof::fuzz::cli::ReplayArgs),
     /// Run the embedded reference server (for tests of stdio targets).
     #[command(name = "__serve-reference", hide = true)]
     ServeReference {
@@ -206,6 +213,10 @@ fn main() -> ExitCode {
         Command::Baseline { scan: args, output, reason } => runtime.block_on(scan(args, Some((output, reason)))),
         Command::Checks { format } => list(format).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
         Command::Explain { id } => explain(&id).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
+        Command::Fuzz(args) => runtime.block_on(mcproof::fuzz::cli::fuzz(args)).map(ExitCode::from).map_err(fuzz_failure),
+        Command::Replay(args) => {
+            runtime.block_on(mcproof::fuzz::cli::replay(args)).map(ExitCode::from).map_err(fuzz_failure)
+        }
         Command::ServeReference { stdio: _, faults } => {
             runtime.block_on(mcproof::serve::serve_stdio(&faults)).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage)
         }
@@ -220,6 +231,14 @@ fn main() -> ExitCode {
             eprintln!("mcproof: error: {e:#}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// Maps the fuzz commands' errors to the documented exit codes.
+fn fuzz_failure(e: mcproof::fuzz::cli::CliError) -> Failure {
+    match e {
+        mcproof::fuzz::cli::CliError::Usage(m) => Failure::Usage(anyhow!(m)),
+        mcproof::fuzz::cli::CliError::Unreachable(m) => Failure::Unreachable(anyhow!(m)),
     }
 }
 

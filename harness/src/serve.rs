@@ -85,7 +85,10 @@ pub async fn start_embedded_with(faults: &[String], auth: EmbeddedAuth) -> anyho
         ..Config::default()
     };
     let (keys, api_key) = match auth {
-        EmbeddedAuth::Public => (None, None),
+        EmbeddedAuth::Public => {
+            config.auth.policy = AuthPolicy::Public;
+            (None, None)
+        }
         EmbeddedAuth::Required => {
             let dir = KeyDir::create()?;
             let file = dir.0.join("api-keys.json");

@@ -58,10 +58,10 @@ impl Principal {
 #[serde(rename_all = "kebab-case")]
 pub enum AuthPolicy {
     /// Authentication off: every caller is [`Principal::anonymous`], which holds the public,
-    /// authenticated and owner tiers but never admin. For local development.
-    #[default]
+    /// authenticated and owner tiers but never admin. For local development only.
     Public,
-    /// Every MCP request needs a valid bearer token or API key.
+    /// Every MCP request needs a valid bearer token or API key (the default).
+    #[default]
     Required,
     /// Callers without a credential see and call only public tools; a presented credential must
     /// be valid. The conformance profile uses it.

@@ -71,7 +71,7 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// `public` (authentication off), `required` or `public-tier`.
+    /// `required` (default), `public-tier`, or `public` (authentication off).
     pub policy: AuthPolicy,
     /// Run the built-in authorization server (metadata, registration, authorize, token, JWKS).
     pub authorization_server: bool,
@@ -97,7 +97,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            policy: AuthPolicy::Public,
+            policy: AuthPolicy::Required,
             authorization_server: true,
             issuer: None,
             resource: None,

@@ -56,6 +56,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ("output-schema", "add a wrong-typed `count` to every tool's structuredContent (breaks its outputSchema)"),
     ("auth-challenge", "answer 401 and 403 refusals without the WWW-Authenticate challenge"),
     ("prm-resource", "serve protected resource metadata whose `resource` is another server's URL"),
+    ("planted-panic", "panic in tools/call when `arguments.x` is an object 3+ containers deep (a planted bug)"),
 ];
 
 /// The set of faults switched on (always empty without the `faults` feature).

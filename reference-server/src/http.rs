@@ -157,7 +157,9 @@ fn build_authorization_server(
 async fn resource_metadata_document(State(state): State<AppState>) -> Response {
     let mut response = json_response(StatusCode::OK, &state.resource_metadata);
     if state.server.config().faults.is_on("prm-resource") {
-        response = json_response(StatusCode::OK, &json!({ "resource": "https://other.example/mcp", "authorization_servers": state.resource_metadata["authorization_servers"] }));
+        let servers = &state.resource_metadata["authorization_servers"];
+        let document = json!({ "resource": "https://other.example/mcp", "authorization_servers": servers });
+        response = json_response(StatusCode::OK, &document);
     }
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response

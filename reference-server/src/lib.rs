@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod conformance;
 pub mod faults;
+pub mod fuzzing;
 pub mod http;
 pub mod jsonrpc;
 pub mod oauth;

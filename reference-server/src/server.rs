@@ -523,6 +523,12 @@ impl McpServer {
             Some(Value::Object(a)) => a,
             Some(_) => return Handled::err(id, &ErrorObject::invalid_params("`arguments` must be an object")),
         };
+        // Fault `planted-panic`: a planted bug the live fuzzer must find, shrink and replay.
+        if self.inner.config.faults.is_on("planted-panic")
+            && args.get("x").is_some_and(|x| x.is_object() && planted_depth(x) >= 3)
+        {
+            panic!("planted-panic: nested `x` argument");
+        }
         let progress_token = params
             .get("_meta")
             .and_then(|m| m.get("progressToken"))
@@ -713,5 +719,14 @@ pub fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
+    }
+}
+
+/// Container nesting depth of a JSON value (`{}` is 1), for the `planted-panic` fault.
+fn planted_depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(planted_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(planted_depth).max().unwrap_or(0),
+        _ => 0,
     }
 }

@@ -14,12 +14,28 @@ use tokio::process::Command;
 
 /// Serves with `--audit-log file`, runs a few calls, then kills the server. Returns the
 /// session ids that were issued.
+/// Makes an API key through the real `keys create` command (authentication is on by default).
+fn create_key(store: &Path) -> String {
+    let out = std::process::Command::new(SERVER_BIN)
+        .args(["keys", "create", "--store"])
+        .arg(store)
+        .args(["--principal", "auditor", "--scopes", "mcp:read,mcp:write"])
+        .output()
+        .expect("keys create");
+    assert!(out.status.success(), "keys create: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
 async fn produce_log(file: &Path) -> Vec<String> {
+    let store = file.with_file_name("keys.json");
+    let key = create_key(&store);
     let file = file.to_str().expect("utf-8 path");
-    let (mut child, banner) = spawn_server(&["--rate-limit", "tool:query_products=60/2", "--audit-log", file]).await;
+    let store = store.to_str().expect("utf-8 path");
+    let (mut child, banner) =
+        spawn_server(&["--rate-limit", "tool:query_products=60/2", "--audit-log", file, "--api-keys", store]).await;
     let url = banner.strip_prefix("listening on ").unwrap_or_else(|| panic!("banner {banner:?}")).to_owned();
 
-    let mut c = Mcp::new(http_client(), &url);
+    let mut c = Mcp::new(http_client(), &url).with_api_key(&key);
     let sid = c.initialize().await;
     let note =
         c.call_tool_ok("notes_create", json!({ "title": "audit", "body": format!("secret {CANARY} inside") })).await;
@@ -31,7 +47,7 @@ async fn produce_log(file: &Path) -> Vec<String> {
     c.call_tool_ok("query_products", json!({ "category": "tools" })).await;
     let limited = c.post(&tool_call_body(99, "query_products", json!({ "name_contains": CANARY }))).await;
     assert_eq!(limited.status, 429, "{}", limited.describe());
-    let mut other = Mcp::new(http_client(), &url);
+    let mut other = Mcp::new(http_client(), &url).with_api_key(&key);
     let sid2 = other.initialize().await;
     assert_eq!(other.delete(&[]).await.status, 204);
 

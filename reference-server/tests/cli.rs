@@ -83,8 +83,11 @@ async fn listen_prints_one_line_then_serves() {
         .send()
         .await
         .expect("POST initialize");
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(response.headers().contains_key("mcp-session-id"));
+    // Authentication is required by default: it serves, and asks for a credential.
+    assert_eq!(response.status().as_u16(), 401);
+    let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(challenge.starts_with("Bearer resource_metadata="), "{challenge}");
+    assert!(!response.headers().contains_key("mcp-session-id"));
 
     child.start_kill().expect("kill");
     let _ = tokio::time::timeout(TIMEOUT, child.wait()).await.expect("exits after kill");

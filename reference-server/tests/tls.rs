@@ -172,8 +172,10 @@ async fn the_binary_serves_https_with_the_given_pem_files() {
     let port: u16 = re.captures(&line).unwrap_or_else(|| panic!("banner {line:?}"))[1].parse().expect("port");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let c = Mcp::new(tls_client(&pki, addr), &format!("https://localhost:{port}/mcp"));
+    // Authentication is on by default (401 with a challenge), and even refusals carry HSTS.
     let r = c.post(&initialize_body(1, LATEST)).await;
-    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.status, 401, "{}", r.describe());
+    assert!(r.header("www-authenticate").is_some());
     assert!(r.header("strict-transport-security").is_some());
     child.start_kill().expect("kill");
     let _ = tokio::time::timeout(TIMEOUT, child.wait()).await;

@@ -411,7 +411,9 @@ async fn notes_round_trip_and_canaries_are_not_leaked_elsewhere() {
 async fn the_admin_tool_is_hidden_from_the_anonymous_principal() {
     // Authentication off (`public`): the anonymous principal holds no admin tier, and the call
     // reaches the registry, which hides the tool.
-    let srv = start_as_configured(standard()).await;
+    let mut config = standard();
+    config.auth.policy = mcproof_server::auth::AuthPolicy::Public;
+    let srv = start_as_configured(config).await;
     let c = session(&srv).await;
     c.call_tool_ok("notes_create", json!({ "title": "mine", "body": "keep" })).await;
     let listed = c.request("tools/list", json!({})).await;
