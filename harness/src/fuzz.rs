@@ -247,14 +247,8 @@ pub async fn run(
         };
         executor.set_budget(fuzz_budget);
         executor.set_deadline(fuzz_deadline);
-        let reproducer = Reproducer::new(
-            &final_failure,
-            options.seed,
-            index,
-            executor.transport(),
-            &executor.describe(),
-            shrunk,
-        );
+        let reproducer =
+            Reproducer::new(&final_failure, options.seed, index, executor.transport(), &executor.describe(), shrunk);
         let path = out_dir.and_then(|dir| reproducer.save(dir).ok());
         findings.push(Finding {
             reproducer,

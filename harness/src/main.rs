@@ -213,7 +213,9 @@ fn main() -> ExitCode {
         Command::Baseline { scan: args, output, reason } => runtime.block_on(scan(args, Some((output, reason)))),
         Command::Checks { format } => list(format).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
         Command::Explain { id } => explain(&id).map(|()| ExitCode::SUCCESS).map_err(Failure::Usage),
-        Command::Fuzz(args) => runtime.block_on(mcproof::fuzz::cli::fuzz(args)).map(ExitCode::from).map_err(fuzz_failure),
+        Command::Fuzz(args) => {
+            runtime.block_on(mcproof::fuzz::cli::fuzz(args)).map(ExitCode::from).map_err(fuzz_failure)
+        }
         Command::Replay(args) => {
             runtime.block_on(mcproof::fuzz::cli::replay(args)).map(ExitCode::from).map_err(fuzz_failure)
         }

@@ -53,8 +53,12 @@ fn depth(v: &Value) -> usize {
 async fn the_secure_reference_server_survives_a_bounded_run() {
     let server = start_embedded(&[]).await.expect("start the reference server");
     let dir = tempfile::tempdir().expect("tempdir");
-    let options =
-        FuzzOptions { seed: 20_251_125, duration: Duration::from_secs(10), max_requests: 2000, ..FuzzOptions::default() };
+    let options = FuzzOptions {
+        seed: 20_251_125,
+        duration: Duration::from_secs(10),
+        max_requests: 2000,
+        ..FuzzOptions::default()
+    };
     let started = Instant::now();
     let outcome = fuzz::run(&http_target(&server), &options, Some(dir.path()), |_| {}).await.expect("fuzz");
     let found: Vec<String> = outcome.findings.iter().map(|f| format!("{:?}", f.reproducer)).collect();
@@ -136,8 +140,14 @@ async fn a_planted_panic_is_found_shrunk_saved_and_replayed() {
     let report = fuzz::report(&outcome, "2026-01-01T00:00:00Z".into());
     let failed = report.results.iter().find(|r| r.id == "fuzz/server-error").expect("result");
     assert_eq!(failed.status, Status::Fail);
-    assert!(!failed.evidence.is_empty() && failed.evidence.iter().any(|e| e.response.as_ref().is_some_and(|r| r.status == 500)));
-    assert!(failed.evidence.iter().all(|e| !e.request.headers.iter().any(|(_, v)| v.contains("mcp_sk_"))), "key leaked");
+    assert!(
+        !failed.evidence.is_empty()
+            && failed.evidence.iter().any(|e| e.response.as_ref().is_some_and(|r| r.status == 500))
+    );
+    assert!(
+        failed.evidence.iter().all(|e| !e.request.headers.iter().any(|(_, v)| v.contains("mcp_sk_"))),
+        "key leaked"
+    );
 
     // The binary replays it: reproduced against the faulty server, not against a secure one.
     let file = path.display().to_string();
@@ -220,9 +230,11 @@ async fn replay_exit_codes_for_bad_files_and_dead_targets() {
     let file = write_reproducer(dir.path());
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let (code, _, err) =
-        mcproof(vec!["replay".into(), file, format!("http://127.0.0.1:{port}/mcp"), "--timeout".into(), "2".into()], None)
-            .await;
+    let (code, _, err) = mcproof(
+        vec!["replay".into(), file, format!("http://127.0.0.1:{port}/mcp"), "--timeout".into(), "2".into()],
+        None,
+    )
+    .await;
     assert_eq!(code, 3, "{err}");
 }
 

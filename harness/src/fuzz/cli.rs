@@ -273,7 +273,10 @@ pub async fn fuzz(args: FuzzArgs) -> Result<u8, CliError> {
                 eprintln!("mcproof: found {}: {detail}", oracle.id());
             }
             Progress::Shrunk { oracle, from, to, requests } => {
-                eprintln!("mcproof: shrunk the {} case from {from} to {to} step(s) in {requests} requests", oracle.id());
+                eprintln!(
+                    "mcproof: shrunk the {} case from {from} to {to} step(s) in {requests} requests",
+                    oracle.id()
+                );
             }
         }
     })

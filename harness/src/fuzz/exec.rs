@@ -53,6 +53,8 @@ pub struct CaseRun {
 const RATE_RETRIES: usize = 3;
 const MAX_TOOL_PAGES: u64 = 5;
 
+// One per run: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Conn {
     Http(HttpClient),
     Stdio { client: StdioClient, conn: Option<StdioConn>, known: Vec<Value>, barrier: u64, startup: Duration },
@@ -251,7 +253,8 @@ impl Executor {
                 }
                 self.worked = true;
                 if let Some(id) = r.header("mcp-session-id") {
-                    let session = McpSession { id: Some(id.to_owned()), version: PREFERRED_REVISION.into(), result: Value::Null };
+                    let session =
+                        McpSession { id: Some(id.to_owned()), version: PREFERRED_REVISION.into(), result: Value::Null };
                     self.sent += 1;
                     let _ = http.delete(&session).await;
                 }
@@ -381,8 +384,8 @@ impl Executor {
             if let Some((oracle, detail, what)) = verdict {
                 run.failure = Some(Failure {
                     oracle,
-                    signature: format!("{}:{what}", oracle.id()),
-                    detail: format!("{detail} (after {})", what),
+                    signature: super::oracle::signature(oracle, &what, &detail),
+                    detail: format!("{detail} (after {what})"),
                     step: index,
                 });
                 break;
@@ -466,7 +469,10 @@ impl Executor {
                     Parsed::NotJson if status == 200 => {
                         return Some(tag((
                             Oracle::Malformed,
-                            format!("a 200 answer labelled JSON is not JSON: {}", crate::probe::truncate(&body_text, 120)),
+                            format!(
+                                "a 200 answer labelled JSON is not JSON: {}",
+                                crate::probe::truncate(&body_text, 120)
+                            ),
                         )));
                     }
                     _ => {}
@@ -483,7 +489,10 @@ impl Executor {
         }
         if status == 200 || status == 202 {
             if r.timed_out && r.is_sse() && unanswered(&messages, sent).is_some() {
-                return Some(tag((Oracle::Hang, format!("the SSE stream carried no response within {} s", self.timeout.as_secs_f64()))));
+                return Some(tag((
+                    Oracle::Hang,
+                    format!("the SSE stream carried no response within {} s", self.timeout.as_secs_f64()),
+                )));
             }
             if let Some(id) = unanswered(&messages, sent) {
                 return Some(tag((
@@ -588,10 +597,9 @@ impl Executor {
             let mut lines: Vec<Line> = Vec::new();
             let mut barrier_seen = barrier_id.is_none();
             loop {
-                let answered = |lines: &[Line], id: &Value| {
-                    lines.iter().any(|l| l.json.as_ref().is_some_and(|v| crate::client::is_response_to(v, id)))
-                };
-                let pending = sent.expected.iter().any(|id| !answered(&lines, id));
+                // Answered: each expected id has its response, or a null-id error came back.
+                let so_far: Vec<Value> = lines.iter().filter_map(|l| l.json.clone()).flat_map(as_messages).collect();
+                let pending = unanswered(&so_far, &sent).is_some();
                 if barrier_seen && !pending {
                     break;
                 }
@@ -601,9 +609,10 @@ impl Executor {
                 }
                 match c.next_line(left).await {
                     Some(line) => {
-                        if barrier_id.as_ref().is_some_and(|b| {
-                            line.json.as_ref().is_some_and(|v| crate::client::is_response_to(v, b))
-                        }) {
+                        if barrier_id
+                            .as_ref()
+                            .is_some_and(|b| line.json.as_ref().is_some_and(|v| crate::client::is_response_to(v, b)))
+                        {
                             barrier_seen = true;
                         }
                         lines.push(line);
@@ -643,6 +652,7 @@ impl Executor {
             });
             let verdict = judge_stdio(&sent, &lines, known, exited, barrier_seen, write_error.is_some(), wait);
             if let Some((oracle, detail)) = verdict {
+                let signature = super::oracle::signature(oracle, &sent.what, &detail);
                 let mut detail = format!("{detail} (after {})", sent.what);
                 if oracle == Oracle::Crash {
                     let stderr = c.stderr();
@@ -650,12 +660,7 @@ impl Executor {
                         detail.push_str(&format!("; its stderr shows a {name}"));
                     }
                 }
-                run.failure = Some(Failure {
-                    oracle,
-                    signature: format!("{}:{}", oracle.id(), sent.what),
-                    detail,
-                    step: index,
-                });
+                run.failure = Some(Failure { oracle, signature, detail, step: index });
                 break;
             }
         }
@@ -701,7 +706,10 @@ fn judge_stdio(
         ));
     }
     if !barrier_seen {
-        return Some((Oracle::Hang, format!("a ping sent after the message got no answer within {} s", wait.as_secs_f64())));
+        return Some((
+            Oracle::Hang,
+            format!("a ping sent after the message got no answer within {} s", wait.as_secs_f64()),
+        ));
     }
     check_internals(&error_texts(&messages), sent)
 }
@@ -747,11 +755,14 @@ fn absorb(inv: &mut Inventory, method: &str, result: &Value) {
     let items = |key: &str| result.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
     match method {
         "tools/list" => inv.tools.extend(items("tools").into_iter().take(200)),
-        "resources/list" => inv.resources.extend(
-            items("resources").iter().filter_map(|r| r.get("uri")?.as_str().map(str::to_owned)).take(200),
-        ),
+        "resources/list" => inv
+            .resources
+            .extend(items("resources").iter().filter_map(|r| r.get("uri")?.as_str().map(str::to_owned)).take(200)),
         "resources/templates/list" => inv.templates.extend(
-            items("resourceTemplates").iter().filter_map(|r| r.get("uriTemplate")?.as_str().map(str::to_owned)).take(200),
+            items("resourceTemplates")
+                .iter()
+                .filter_map(|r| r.get("uriTemplate")?.as_str().map(str::to_owned))
+                .take(200),
         ),
         "prompts/list" => inv.prompts.extend(items("prompts").into_iter().take(200)),
         _ => {}

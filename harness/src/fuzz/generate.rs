@@ -181,7 +181,9 @@ impl Generator {
 
     fn uri(&self, rng: &mut Rng) -> Value {
         match rng.below(4) {
-            0 | 1 if !self.inv.resources.is_empty() => json!(rng.pick(&self.inv.resources).cloned().unwrap_or_default()),
+            0 | 1 if !self.inv.resources.is_empty() => {
+                json!(rng.pick(&self.inv.resources).cloned().unwrap_or_default())
+            }
             2 if !self.inv.templates.is_empty() => {
                 let t = rng.pick(&self.inv.templates).cloned().unwrap_or_default();
                 let filler = string(rng);
@@ -200,7 +202,9 @@ impl Generator {
                 }
                 json!(out)
             }
-            _ => json!(["file:///etc/passwd", "file://../../x", "", "x:", "test://static/resource/99999999"][rng.below(5)]),
+            _ => json!(
+                ["file:///etc/passwd", "file://../../x", "", "x:", "test://static/resource/99999999"][rng.below(5)]
+            ),
         }
     }
 
@@ -279,7 +283,10 @@ impl Generator {
         let (method, params) = match rng.below(5) {
             0 => ("notifications/initialized", json!({})),
             1 => ("notifications/cancelled", json!({ "requestId": any_value(rng, 2), "reason": string(rng) })),
-            2 => ("notifications/progress", json!({ "progressToken": any_value(rng, 2), "progress": mutate::number(rng), "total": mutate::number(rng) })),
+            2 => (
+                "notifications/progress",
+                json!({ "progressToken": any_value(rng, 2), "progress": mutate::number(rng), "total": mutate::number(rng) }),
+            ),
             3 => ("notifications/roots/list_changed", json!({})),
             _ => ("notifications/unknown", any_value(rng, 1)),
         };
@@ -289,7 +296,8 @@ impl Generator {
     /// A message recorded during discovery (a request with a new id, or a response sent back
     /// as if it were the client's), mutated.
     fn recorded(&self, rng: &mut Rng, id: Value) -> Value {
-        let mut m = rng.pick(&self.inv.recorded).cloned().unwrap_or_else(|| json!({ "jsonrpc": "2.0", "method": "ping" }));
+        let mut m =
+            rng.pick(&self.inv.recorded).cloned().unwrap_or_else(|| json!({ "jsonrpc": "2.0", "method": "ping" }));
         if m.get("method").is_some() && m.get("id").is_some() {
             m["id"] = id;
         }
@@ -348,7 +356,14 @@ mod tests {
                 }
             }
         }
-        for (what, n) in [("delete", deletes), ("no session", no_session), ("two sessions", two), ("batch", batches), ("raw", raws), ("call", calls)] {
+        for (what, n) in [
+            ("delete", deletes),
+            ("no session", no_session),
+            ("two sessions", two),
+            ("batch", batches),
+            ("raw", raws),
+            ("call", calls),
+        ] {
             assert!(n >= 10, "{what}: only {n}");
         }
     }

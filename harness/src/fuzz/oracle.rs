@@ -112,9 +112,7 @@ impl Oracle {
                 "Echo the request id exactly as received (same type and value); answer every request with an id, \
                  with null only when the id could not be read."
             }
-            Oracle::Internals => {
-                "Answer errors with a generic message and log the detail on the server only."
-            }
+            Oracle::Internals => "Answer errors with a generic message and log the detail on the server only.",
         }
     }
 }
@@ -143,6 +141,9 @@ pub struct Sent {
     pub echoes: Vec<String>,
     /// What the message was, for grouping findings: method (and tool), `batch` or `raw`.
     pub what: String,
+    /// Sent as raw text: a lenient parser may read ids the fuzzer cannot know (after a BOM,
+    /// from duplicate keys), so unknown ids in the answer are not judged.
+    pub raw: bool,
 }
 
 const SAFE_INTEGER: i64 = 1 << 53;
@@ -172,8 +173,9 @@ impl Sent {
         match body {
             Body::Raw(text) => {
                 sent.what = "raw".into();
+                sent.raw = true;
                 sent.echoes.push(text.clone());
-                if let Ok(v) = serde_json::from_str::<Value>(text) {
+                if let Ok(v) = serde_json::from_str::<Value>(text.trim_start_matches('\u{feff}')) {
                     sent.add(&v);
                 }
             }
@@ -286,7 +288,7 @@ pub fn check_messages(messages: &[Value], sent: &Sent, known: &[Value]) -> Optio
             continue;
         }
         // An odd id the fuzzer sent may legitimately come back converted or refused.
-        let odd_sent = sent.ids.iter().any(|s| !is_plain_id(s));
+        let odd_sent = sent.raw || sent.ids.iter().any(|s| !is_plain_id(s));
         if let Some(original) = sent.expected.iter().chain(known.iter()).find(|s| loosely_equal(s, id)) {
             return Some((
                 Oracle::WrongId,
@@ -357,6 +359,20 @@ pub fn check_internals(texts: &[String], sent: &Sent) -> Option<(Oracle, String)
         }
     }
     None
+}
+
+/// What makes two failures the same finding. 5xx and hangs are grouped by the message that
+/// caused them (different methods reach different code); a crash is one finding; the others by
+/// what was wrong with the answer (digits folded), whatever message provoked it.
+pub fn signature(oracle: Oracle, what: &str, detail: &str) -> String {
+    match oracle {
+        Oracle::ServerError | Oracle::Hang => format!("{}:{what}", oracle.id()),
+        Oracle::Crash => oracle.id().to_owned(),
+        _ => {
+            let folded: String = detail.chars().take(96).map(|c| if c.is_ascii_digit() { '#' } else { c }).collect();
+            format!("{}:{folded}", oracle.id())
+        }
+    }
 }
 
 /// A value, cut for a one-line message.

@@ -82,17 +82,21 @@ impl Reproducer {
         let write = |e| ReproError::Write { path: path.display().to_string(), source: e };
         std::fs::create_dir_all(dir).map_err(write)?;
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        std::fs::write(&path, text + "\n").map_err(|e| ReproError::Write { path: path.display().to_string(), source: e })?;
+        std::fs::write(&path, text + "\n")
+            .map_err(|e| ReproError::Write { path: path.display().to_string(), source: e })?;
         Ok(path)
     }
 
     pub fn load(path: &Path) -> Result<Self, ReproError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ReproError::Read { path: shown.clone(), source })?;
-        let r: Self =
-            serde_json::from_str(&text).map_err(|e| ReproError::Parse { path: shown.clone(), message: e.to_string() })?;
+        let r: Self = serde_json::from_str(&text)
+            .map_err(|e| ReproError::Parse { path: shown.clone(), message: e.to_string() })?;
         if r.format != FORMAT {
-            return Err(ReproError::Parse { path: shown, message: format!("format `{}`, expected `{FORMAT}`", r.format) });
+            return Err(ReproError::Parse {
+                path: shown,
+                message: format!("format `{}`, expected `{FORMAT}`", r.format),
+            });
         }
         if r.steps.is_empty() {
             return Err(ReproError::Parse { path: shown, message: "no steps".into() });

@@ -127,8 +127,11 @@ fn gen_valid(rng: &mut Rng, schema: &Value, depth: usize) -> Value {
 
 fn valid_object(rng: &mut Rng, schema: &Value, depth: usize) -> Value {
     let mut out = Map::new();
-    let required: Vec<&str> =
-        schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(Value::Object(props)) = schema.get("properties") {
         for (name, sub) in props {
             if required.contains(&name.as_str()) || rng.chance(50) {
