@@ -60,7 +60,7 @@ PIDS=()
 cleanup() {
   local rc=$?
   for pid in "${PIDS[@]:-}"; do
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+    if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
   done
   for pid in "${PIDS[@]:-}"; do
     [[ -z "$pid" ]] && continue
@@ -141,7 +141,7 @@ make_sessions() {
   local name="$1" key="$2" url_var="URL_$1"
   local url="${!url_var}" file="$WORK/$name.sessions" hdr="$WORK/hdr"
   : >"$file"
-  for i in $(seq "$CONNECTIONS"); do
+  for _ in $(seq "$CONNECTIONS"); do
     mcp_post "$url" "$key" "" \
       '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcproof-load","version":"1"}}}' \
       "$hdr" >/dev/null
@@ -190,6 +190,7 @@ start_server secure "${SECURE_ARGS[@]}"
 start_server off "${OFF_ARGS[@]}"
 
 # The secure server must really refuse a call without the key.
+# shellcheck disable=SC2154 # URL_secure and URL_off are set by start_server (printf -v).
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST "$URL_secure" \
   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
   -H 'MCP-Protocol-Version: 2025-11-25' --data-binary "$CALL_BODY")"
@@ -257,6 +258,8 @@ summary = {
     "off": {"config": "auth public (no credential checked), rate limits " + E["OFF_RATE"] + " per layer (the limiter runs, never trips), no audit file; schema validation, sanitization, Host/Origin/version checks and body/JSON limits stay on (no flag turns them off)",
             **headline("off")},
     "ratio_secure_over_off": round(ratio, 3),
+    "ratio_definition": "median over rounds of (secure requests/s / off requests/s) of the same round",
+    "ratio_of_median_throughputs": round(headline("secure")["requests_per_s"] / headline("off")["requests_per_s"], 3),
     "ratios_per_round": [round(x, 3) for x in ratios],
     "target": ">= 0.70",
     "target_met": ratio >= 0.70,
@@ -279,7 +282,8 @@ Machine: {summary['machine']['cpus']} CPUs ({summary['machine']['cpu_model']}); 
 | secure (A) | {s['requests_per_s']:.0f} | {ms(s['latency_us']['p50'])} | {ms(s['latency_us']['p99'])} | {ms(s['latency_us']['p99_9'])} | {s['requests']} | {s['non_2xx']} | {s['socket_errors']} |
 | security off (B) | {o['requests_per_s']:.0f} | {ms(o['latency_us']['p50'])} | {ms(o['latency_us']['p99'])} | {ms(o['latency_us']['p99_9'])} | {o['requests']} | {o['non_2xx']} | {o['socket_errors']} |
 
-{warning}**Secure / off throughput: {summary['ratio_secure_over_off']:.3f}** (per round: {', '.join(f'{x:.3f}' for x in summary['ratios_per_round'])}); target ≥ 0.70: {'met' if summary['target_met'] else 'NOT met'}.
+{warning}**Secure / off throughput: {summary['ratio_secure_over_off']:.3f}** (median of the per-round ratios {', '.join(f'{x:.3f}' for x in summary['ratios_per_round'])}; ratio of the median throughputs above: {summary['ratio_of_median_throughputs']:.3f}); target ≥ 0.70: {'met' if summary['target_met'] else 'NOT met'}.
+Requests/s and latencies are medians over the rounds; requests, non-2xx and socket errors are totals.
 
 - (A) secure: {s['config']}. Audit log: {s['audit_lines']} lines for {s['requests']} measured calls plus warm-ups and set-up ({audited}); `audit verify`: {s['audit_verify']}.
 - (B) security off: {o['config']}.

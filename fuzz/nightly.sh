@@ -67,11 +67,16 @@ rows=()
 json_rows=()
 for t in "${TARGETS[@]}"; do
   mkdir -p "$FUZZ/corpus/$t" "$FUZZ/artifacts/$t"
+  # libFuzzer reads corpus directories recursively; regressions belong to the stable replay
+  # (an open one would stop the target at once), so only the top-level seeds are handed over.
+  seed_dir="$OUT/seeds/$t"
+  rm -rf "$seed_dir" && mkdir -p "$seed_dir"
+  find "$ROOT/corpus/$t" -maxdepth 1 -type f ! -name '.*' -exec cp {} "$seed_dir/" \;
   log="$OUT/$t.log"
   echo "nightly.sh: $t for ${PER_TARGET}s" >&2
   # The first corpus directory receives new inputs (git-ignored); the committed seeds come second.
   set +e
-  (cd "$FUZZ" && cargo +nightly fuzz run "$t" "$FUZZ/corpus/$t" "$ROOT/corpus/$t" -- \
+  (cd "$FUZZ" && cargo +nightly fuzz run "$t" "$FUZZ/corpus/$t" "$seed_dir" -- \
     -dict="$ROOT/corpus/$t.dict" -max_total_time="$PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -close_fd_mask=1) >"$log" 2>&1
   rc=$?

@@ -153,7 +153,7 @@ fn overhead(c: &mut Criterion) {
     // Without HTTP: the server's own request handler, in a session of its own.
     let handle_request = |server: &McpServer| {
         let init: RpcRequest = RpcRequest {
-            id: Id::Number(0),
+            id: Id::Number(0.into()),
             method: "initialize".into(),
             params: Some(serde_json::from_str::<Value>(mcproof_benches::INITIALIZE).unwrap_or_default()["params"].clone()),
         };
@@ -166,7 +166,7 @@ fn overhead(c: &mut Criterion) {
     let session = handle_request(&public_server);
     let params: Value = serde_json::from_str::<Value>(TOOLS_CALL).unwrap_or_default()["params"].clone();
     let (tx, _rx) = tokio::sync::mpsc::channel(32);
-    let call = || RpcRequest { id: Id::Number(42), method: "tools/call".into(), params: Some(params.clone()) };
+    let call = || RpcRequest { id: Id::Number(42.into()), method: "tools/call".into(), params: Some(params.clone()) };
     let handled = rt.block_on(public_server.handle_request(&session, call(), tx.clone(), ProtocolVersion::LATEST));
     assert!(handled.response.get("result").is_some(), "handle_request: {}", handled.response);
     group.bench_function("handle_request", |b| {

@@ -72,7 +72,7 @@ fn round_robin(group: &mut BenchmarkGroup<'_, WallTime>, keys: &[String], max_ke
     });
 }
 
-fn fast(c: &mut Criterion, name: &str) -> BenchmarkGroup<'_, WallTime> {
+fn fast<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
     group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group

@@ -163,7 +163,7 @@ fn jwt(c: &mut Criterion) {
         let key = SigningKey::generate(alg).unwrap_or_else(|e| panic!("key: {e}"));
         let issuer = TokenIssuer::new(ISS, AUD, key, Duration::from_secs(3_600));
         let token = issuer.issue_with(&claims).unwrap_or_else(|e| panic!("sign: {e}"));
-        let ours = verifier(issuer.trusted());
+        let ours = verifier(issuer.trusted().keys);
         let jwk = issuer.key.public_jwk();
         let dkey = match alg {
             Alg::EdDSA => DecodingKey::from_ed_components(&jwk.x),

@@ -14,7 +14,7 @@ pub const MEASUREMENT: Duration = Duration::from_secs(2);
 pub const SAMPLES: usize = 30;
 
 /// A typical `tools/call` request body (about 200 bytes).
-pub const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"query_products","arguments":{"category":"tools","limit":10,"order_by":"price"},"_meta":{"progressToken":"p-1"}}}"#;
+pub const TOOLS_CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"query_products","arguments":{"category":"tools","limit":10,"order_by":"price_cents"},"_meta":{"progressToken":"p-1"}}}"#;
 
 /// A typical `initialize` request body (as sent by an MCP client library).
 pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{"listChanged":true},"sampling":{},"elicitation":{}},"clientInfo":{"name":"example-client","title":"Example Client","version":"1.4.2"}}}"#;
