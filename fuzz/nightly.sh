@@ -83,8 +83,9 @@ for t in "${TARGETS[@]}"; do
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
-  ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
+  last=$(grep -o ' cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
+  cov=$(sed -n 's/.*cov: \([0-9]*\).*/\1/p' <<<"$last")
+  ft=$(sed -n 's/.*ft: \([0-9]*\).*/\1/p' <<<"$last")
   if [[ $MODE == nightly && $rc -eq 0 ]]; then
     (cd "$FUZZ" && cargo +nightly fuzz cmin "$t" "$FUZZ/corpus/$t" -- -dict="$ROOT/corpus/$t.dict") >"$OUT/$t.cmin.log" 2>&1 ||
       echo "nightly.sh: cmin of $t failed (log: $OUT/$t.cmin.log)" >&2

@@ -26,13 +26,14 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use mcproof_benches::{MEASUREMENT, SAMPLES, TOOLS_CALL, WARM_UP};
+use mcproof_server::audit::{AuditEvent, AuditLog};
 use mcproof_server::auth::AuthPolicy;
 use mcproof_server::auth::api_keys::{ApiKeyStore, KeyTier};
 use mcproof_server::auth::jwt::{Alg, SigningKey, TokenIssuer};
 use mcproof_server::config::{Config, Quota};
 use mcproof_server::jsonrpc::{Id, Request as RpcRequest};
 use mcproof_server::protocol::ProtocolVersion;
-use mcproof_server::server::McpServer;
+use mcproof_server::server::{McpServer, output_to_result};
 use mcproof_server::tools::{StandardDeps, ToolContext, standard_registry};
 use serde_json::{Map, Value};
 use tower::ServiceExt as _;
@@ -155,7 +156,9 @@ fn overhead(c: &mut Criterion) {
         let init: RpcRequest = RpcRequest {
             id: Id::Number(0.into()),
             method: "initialize".into(),
-            params: Some(serde_json::from_str::<Value>(mcproof_benches::INITIALIZE).unwrap_or_default()["params"].clone()),
+            params: Some(
+                serde_json::from_str::<Value>(mcproof_benches::INITIALIZE).unwrap_or_default()["params"].clone(),
+            ),
         };
         let (session, _) =
             server.initialize(&init, mcproof_server::auth::Principal::anonymous()).unwrap_or_else(|e| panic!("{e:?}"));
@@ -187,6 +190,36 @@ fn overhead(c: &mut Criterion) {
     assert!(rt.block_on(tool.call(&ctx, args.clone())).is_ok());
     group.bench_function("tool_call", |b| {
         b.iter(|| rt.block_on(async { black_box(tool.call(&ctx, args.clone()).await) }))
+    });
+    group.finish();
+
+    // Where the time goes: the always-on controls of one call, one at a time.
+    let mut group = c.benchmark_group("overhead/controls");
+    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
+    let output = rt.block_on(tool.call(&ctx, args.clone())).unwrap_or_else(|e| panic!("tool: {e}"));
+    let text_len: usize = output_to_result(output.clone()).to_string().len();
+    println!("overhead/controls: the query_products result is {text_len} bytes of JSON");
+    group.bench_function("result_with_sanitization", |b| b.iter(|| black_box(output_to_result(output.clone()))));
+    group.bench_function("result_clone_only", |b| b.iter(|| black_box(output.clone())));
+    let (_, validator) = registry.find("query_products", &principal).unwrap_or_else(|| panic!("query_products"));
+    let instance = Value::Object(args.clone());
+    group.bench_function("schema_validation", |b| b.iter(|| black_box(validator.validate(&instance))));
+    let limits = public_server.rate_limits();
+    group.bench_function("rate_limits_principal_and_tool", |b| {
+        b.iter(|| black_box(limits.check_call("bench-user", "query_products")))
+    });
+    let audit = AuditLog::to_tracing();
+    group.bench_function("audit_record_tracing_sink", |b| {
+        b.iter(|| {
+            audit.record(AuditEvent::ToolCall {
+                session: Some("s-1234abcd".into()),
+                principal: "bench-user".into(),
+                tool: "query_products".into(),
+                arg_names: vec!["category".into(), "limit".into(), "order_by".into()],
+                outcome: "ok".into(),
+                duration_ms: 0,
+            })
+        })
     });
     group.finish();
     drop(rt);

@@ -15,6 +15,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota as GQuota, RateLimiter};
 use mcproof_benches::{MEASUREMENT, SAMPLES, WARM_UP, ip_like_key};
 use mcproof_server::config::Quota;
@@ -63,6 +64,18 @@ fn round_robin(group: &mut BenchmarkGroup<'_, WallTime>, keys: &[String], max_ke
             black_box(ours.check_now(black_box(&keys[i])))
         })
     });
+    // The same check with the time passed in (advancing 60 ns a call): the table alone,
+    // without the clock read that `check_now` adds.
+    let mut i = 0usize;
+    let t0 = Instant::now();
+    let mut ticks = 0u64;
+    group.bench_function("mcproof_time_given", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            ticks += 60;
+            black_box(ours.check(black_box(&keys[i]), t0 + Duration::from_nanos(ticks)))
+        })
+    });
     let mut i = 0usize;
     group.bench_function("governor", |b| {
         b.iter(|| {
@@ -76,6 +89,16 @@ fn fast<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
     group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group
+}
+
+/// What each limiter pays to read its clock: `std::time::Instant::now()` (mcproof) against
+/// governor's default clock (quanta, TSC-based).
+fn clocks(c: &mut Criterion) {
+    let mut group = fast(c, "rate_limiter/clock");
+    group.bench_function("std_instant_now", |b| b.iter(Instant::now));
+    let clock = DefaultClock::default();
+    group.bench_function("governor_default_clock", |b| b.iter(|| clock.now()));
+    group.finish();
 }
 
 fn single_thread(c: &mut Criterion) {
@@ -253,5 +276,5 @@ fn redis_round_trip(c: &mut Criterion) {
     drop(redis);
 }
 
-criterion_group!(benches, single_thread, new_key, two_threads, redis_round_trip);
+criterion_group!(benches, clocks, single_thread, new_key, two_threads, redis_round_trip);
 criterion_main!(benches);

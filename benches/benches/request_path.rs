@@ -8,7 +8,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
-use mcproof_benches::{INITIALIZE, MEASUREMENT, QUERY_ARGS, SAMPLES, TOOLS_CALL, TOOLS_LIST, WARM_UP, tool_output_text};
+use mcproof_benches::{
+    INITIALIZE, MEASUREMENT, QUERY_ARGS, SAMPLES, TOOLS_CALL, TOOLS_LIST, WARM_UP, tool_output_text,
+};
 use mcproof_server::auth::Principal;
 use mcproof_server::jsonrpc::{ParseLimits, parse};
 use mcproof_server::sanitize::sanitize;

@@ -157,9 +157,10 @@ fn jwt(c: &mut Criterion) {
     );
 
     // EdDSA and ES256: tokens minted by mcproof's own issuer.
-    for (alg, name, jalg) in
-        [(Alg::EdDSA, "token_verify/jwt_eddsa", Algorithm::EdDSA), (Alg::ES256, "token_verify/jwt_es256", Algorithm::ES256)]
-    {
+    for (alg, name, jalg) in [
+        (Alg::EdDSA, "token_verify/jwt_eddsa", Algorithm::EdDSA),
+        (Alg::ES256, "token_verify/jwt_es256", Algorithm::ES256),
+    ] {
         let key = SigningKey::generate(alg).unwrap_or_else(|e| panic!("key: {e}"));
         let issuer = TokenIssuer::new(ISS, AUD, key, Duration::from_secs(3_600));
         let token = issuer.issue_with(&claims).unwrap_or_else(|e| panic!("sign: {e}"));

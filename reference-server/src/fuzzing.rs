@@ -146,7 +146,13 @@ fn dispatch_over_stdio(line: &[u8]) {
     };
     let parsed = jsonrpc::parse(line, server.parse_limits(), false);
     // A line that reuses the initialize id is a second request with that id, answered too.
-    let reused = matches!(&parsed, Ok(Incoming::Single(Message::Request(r))) if r.id.to_json() == json!("fuzz-init"));
+    // So is a rejected line that carries that id: its error goes back with the id.
+    let init_id = jsonrpc::Id::String("fuzz-init".to_owned());
+    let reused = match &parsed {
+        Ok(Incoming::Single(Message::Request(r))) => r.id == init_id,
+        Err(rejection) => rejection.id.as_ref() == Some(&init_id),
+        Ok(_) => false,
+    };
     assert_eq!(answers(&json!("fuzz-init")), 1 + usize::from(reused), "initialize answered other than once");
     match parsed {
         Err(rejection) => {

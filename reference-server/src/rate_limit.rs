@@ -12,10 +12,16 @@
 //! so expired entries can be dropped at any time without changing a decision. Eviction of a
 //! still-live entry (only when the table is full of live keys) forgets that key's debt; it picks
 //! the entry closest to expiry, which forgives the least.
+//!
+//! An entry is 24 bytes with no allocation of its own: the key is stored as a 128-bit digest
+//! made of two independently, randomly keyed SipHash values (so the table costs at most about
+//! 57 bytes per tracked key at hashbrown's lowest load factor). Two distinct keys share a bucket
+//! only if both 64-bit halves collide, which an attacker who does not know the per-process keys
+//! cannot arrange, and which by chance happens with probability about `n / 2^128`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,7 +73,41 @@ pub fn normalize_key(key: &str) -> Cow<'_, str> {
     Cow::Owned(format!("~{}", hex::encode(digest)))
 }
 
-type Shard = Mutex<HashMap<Box<str>, u64>>;
+/// A key's 128-bit digest: two 64-bit halves from two independently keyed hashers. Two `u64`s
+/// rather than a `u128`, so that an entry is 24 bytes (a `u128` would align it to 32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyDigest(u64, u64);
+
+impl std::hash::Hash for KeyDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The second half is already a keyed, uniformly distributed hash (the first picks the
+        // shard): hand it to the table as is.
+        state.write_u64(self.1);
+    }
+}
+
+/// Passes a [`KeyDigest`]'s hash through: hashing it again would only cost time.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (by `KeyDigest::hash`); fold anything else in, for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+}
+
+type Shard = Mutex<HashMap<KeyDigest, u64, BuildHasherDefault<DigestHasher>>>;
 
 /// GCRA limiter over many keys, sharded, holding at most `max_keys` keys.
 ///
@@ -82,9 +122,10 @@ pub struct KeyedLimiter {
     shards: Box<[Shard]>,
     /// Capacity of each shard; the capacities sum to `max_keys` exactly.
     caps: Box<[usize]>,
-    /// Randomly keyed SipHash: keys are attacker-influenced, so shard choice must not be
-    /// predictable (the per-shard maps use their own random keys for the same reason).
-    hasher: RandomState,
+    /// Two independently, randomly keyed SipHash instances: keys are attacker-influenced, so
+    /// neither the shard nor the bucket of a key may be predictable, and the pair makes the
+    /// 128-bit [`KeyDigest`] stored in place of the key.
+    hashers: [RandomState; 2],
 }
 
 impl std::fmt::Debug for KeyedLimiter {
@@ -114,8 +155,9 @@ impl KeyedLimiter {
         let max_keys = max_keys.max(1);
         let n = shards.clamp(1, max_keys);
         let caps = (0..n).map(|i| max_keys / n + usize::from(i < max_keys % n)).collect();
-        let shards = (0..n).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { interval, tolerance, epoch: Instant::now(), shards, caps, hasher: RandomState::new() }
+        let shards = (0..n).map(|_| Mutex::new(HashMap::default())).collect();
+        let hashers = [RandomState::new(), RandomState::new()];
+        Self { interval, tolerance, epoch: Instant::now(), shards, caps, hashers }
     }
 
     /// The emission interval `T`: the steady-state spacing between admitted requests.
@@ -144,11 +186,10 @@ impl KeyedLimiter {
 
     /// Checks and, when admitted, counts one request for `key` at `now`.
     pub fn check(&self, key: &str, now: Instant) -> Decision {
-        let key = normalize_key(key);
+        let (idx, digest) = self.locate(key);
         let now = self.nanos(now);
-        let idx = self.shard_of(&key);
         let mut map = self.shards[idx].lock();
-        if let Some(slot) = map.get_mut(&*key) {
+        if let Some(slot) = map.get_mut(&digest) {
             let tat = (*slot).max(now);
             let earliest = tat.saturating_sub(self.tolerance);
             if earliest > now {
@@ -159,7 +200,7 @@ impl KeyedLimiter {
         }
         // An absent key behaves as TAT = now, which is always admitted.
         make_room(&mut map, self.caps[idx], now);
-        map.insert(key.into_owned().into_boxed_str(), now.saturating_add(self.interval));
+        map.insert(digest, now.saturating_add(self.interval));
         Decision::Allow
     }
 
@@ -168,9 +209,8 @@ impl KeyedLimiter {
     /// state afterwards is equivalent to never having counted the request; under concurrency
     /// the interim is only stricter, never more permissive.
     pub fn refund(&self, key: &str) {
-        let key = normalize_key(key);
-        let idx = self.shard_of(&key);
-        if let Some(tat) = self.shards[idx].lock().get_mut(&*key) {
+        let (idx, digest) = self.locate(key);
+        if let Some(tat) = self.shards[idx].lock().get_mut(&digest) {
             *tat = tat.saturating_sub(self.interval);
         }
     }
@@ -186,37 +226,40 @@ impl KeyedLimiter {
 
     #[cfg(test)]
     fn contains(&self, key: &str) -> bool {
-        let key = normalize_key(key);
-        self.shards[self.shard_of(&key)].lock().contains_key(&*key)
+        let (idx, digest) = self.locate(key);
+        self.shards[idx].lock().contains_key(&digest)
     }
 
     fn nanos(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn shard_of(&self, key: &str) -> usize {
-        if self.shards.len() == 1 {
-            return 0;
-        }
+    /// The shard and the digest of `key` (normalized as [`normalize_key`] says, so that keys
+    /// keep the same identities as when they were stored verbatim).
+    fn locate(&self, key: &str) -> (usize, KeyDigest) {
+        let key = normalize_key(key);
+        let a = self.hashers[0].hash_one(&*key);
+        let b = self.hashers[1].hash_one(&*key);
         // Truncating the hash is fine: only its distribution matters.
-        (self.hasher.hash_one(key) as usize) % self.shards.len()
+        let idx = (a as usize) % self.shards.len();
+        (idx, KeyDigest(a, b))
     }
 }
 
 /// Ensures one free slot in a shard at capacity: drop expired entries (free: they change no
 /// decision) and, only if the shard is all live keys, evict the one closest to expiry. One pass
 /// over the shard, and only when it is full.
-fn make_room(map: &mut HashMap<Box<str>, u64>, cap: usize, now: u64) {
+fn make_room(map: &mut HashMap<KeyDigest, u64, BuildHasherDefault<DigestHasher>>, cap: usize, now: u64) {
     if map.len() < cap {
         return;
     }
-    let mut oldest: Option<(u64, Box<str>)> = None;
+    let mut oldest: Option<(u64, KeyDigest)> = None;
     map.retain(|k, tat| {
         if *tat <= now {
             return false;
         }
-        if oldest.as_ref().is_none_or(|(t, _)| *tat < *t) {
-            oldest = Some((*tat, k.clone()));
+        if oldest.is_none_or(|(t, _)| *tat < t) {
+            oldest = Some((*tat, *k));
         }
         true
     });

@@ -25,11 +25,7 @@ const TARGETS: &[(&str, Invariant)] = &[
 
 /// Saved regressions whose bug is not fixed yet: `(target, file, reason)`. Strict both ways: each
 /// must still fail (a fixed one must leave this list), and nothing else may fail.
-const KNOWN_OPEN: &[(&str, &str, &str)] = &[(
-    "harness_parsers",
-    "sse-cr-at-line-cut",
-    "harness/src/client/sse.rs cuts an over-long line before its terminator arrives, then strips a CR at the cut",
-)];
+const KNOWN_OPEN: &[(&str, &str, &str)] = &[];
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
@@ -95,21 +91,17 @@ fn known_open(target: &str, path: &Path) -> Option<&'static str> {
     KNOWN_OPEN.iter().find(|(t, f, _)| *t == target && *f == name).map(|(_, _, why)| *why)
 }
 
-/// Found by `harness_parsers` (seeded by hand, then confirmed by the fuzzer's split-invariance
-/// check). Root cause: `SseParser::push` truncates a pending line to `max_line` bytes while it
-/// waits for the line's end; when the `\n` arrives it strips a trailing `\r`, which for a cut
-/// line is whatever byte sat at the cut. A stream that arrives whole strips only the real CR
-/// before the LF and then cuts, so a line of more than `max_line` bytes whose byte at the cut is
-/// a CR parses differently depending on how the server's bytes were chunked. Fix: remember that
-/// the pending line was cut and skip the CR strip for it (or cut after stripping). Open until
-/// `harness/src/client/sse.rs` is fixed; the assertion flips then.
+/// Found by the `harness_parsers` target: `SseParser::push` cut an over-long pending line to
+/// `max_line` before its terminator arrived, then stripped a trailing CR — which, for a cut line,
+/// was whatever byte sat at the cut — so the same stream parsed differently depending on how the
+/// server's bytes were split into chunks. Root cause: the CR strip did not know the line had been
+/// cut. Fixed by remembering the cut (`SseParser::line_cut`) and skipping the strip for it.
 #[test]
 fn sse_cr_at_line_cut_is_split_invariant() {
     let path = corpus().join("harness_parsers/regressions/sse-cr-at-line-cut");
     let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let outcome = catch_unwind(|| mcproof::client::fuzz_invariants::harness_parsers(&input));
-    let open = known_open("harness_parsers", &path).is_some();
-    assert_eq!(outcome.is_err(), open, "regression state changed: update KNOWN_OPEN");
+    assert!(outcome.is_ok(), "the SSE parser must parse a cut line the same whatever the chunking");
 }
 
 #[test]

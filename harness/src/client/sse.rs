@@ -19,6 +19,9 @@ pub struct SseParser {
     current: SseEvent,
     has_fields: bool,
     max_line: usize,
+    /// The line waiting in `buffer` was cut to `max_line`: its real end (and any CR before its
+    /// terminator) is gone, so the byte at the cut must not be taken for that CR.
+    line_cut: bool,
 }
 
 impl SseParser {
@@ -33,7 +36,7 @@ impl SseParser {
         while let Some(pos) = self.buffer.iter().position(|&b| b == b'\n') {
             let mut line: Vec<u8> = self.buffer.drain(..=pos).collect();
             line.pop();
-            if line.last() == Some(&b'\r') {
+            if !std::mem::take(&mut self.line_cut) && line.last() == Some(&b'\r') {
                 line.pop();
             }
             line.truncate(self.max_line);
@@ -44,6 +47,7 @@ impl SseParser {
         if self.buffer.len() > self.max_line {
             // An endless line: keep its start, drop the rest as it arrives.
             self.buffer.truncate(self.max_line);
+            self.line_cut = true;
         }
         events
     }
