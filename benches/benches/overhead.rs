@@ -41,6 +41,7 @@ use tower::ServiceExt as _;
 const BOUND: &str = "127.0.0.1:8080";
 const HUGE: Quota = Quota { per_minute: u32::MAX, burst: u32::MAX };
 
+#[allow(clippy::field_reassign_with_default, reason = "reads as the list of what the benchmark changes")]
 fn config(policy: AuthPolicy, dir: &Path) -> Config {
     let mut config = Config::default();
     config.listen = BOUND.parse().unwrap_or_else(|e| panic!("addr: {e}"));
