@@ -26,6 +26,8 @@ import sys
 RATIOS = [
     ("limiter 1 key vs governor", "rate_limiter/1_key/mcproof", "rate_limiter/1_key/governor", None, ""),
     ("limiter 10k keys vs governor", "rate_limiter/10k_keys/mcproof", "rate_limiter/10k_keys/governor", 0.7, "<= 0.7x"),
+    ("limiter 10k keys, time passed in vs governor", "rate_limiter/10k_keys/mcproof_time_given",
+     "rate_limiter/10k_keys/governor", None, ""),
     ("limiter 1M keys vs governor", "rate_limiter/1m_keys/mcproof", "rate_limiter/1m_keys/governor", None, ""),
     ("limiter new key (generous) vs governor", "rate_limiter/new_key/mcproof/generous",
      "rate_limiter/new_key/governor/generous", None, ""),

@@ -12,12 +12,11 @@
 #![allow(clippy::unwrap_used)] // reason: tests; a panic is the failure report
 
 mod common;
+mod redis_server;
 
-use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +28,7 @@ use mcproof_server::oauth::users::test_params;
 use mcproof_server::oauth::{User, hash_password_with};
 use mcproof_server::server::McpServer;
 use mcproof_server::store::{RedisStore, SharedStore};
+use redis_server::RedisServer;
 use reqwest::Method;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
@@ -919,59 +919,11 @@ async fn public_tier_serves_public_tools_without_a_credential_and_nothing_else()
 
 // ----------------------------------------------------------------- two replicas over Redis
 
-/// A throw-away `redis-server` on a free loopback port (killed on drop).
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start_or_skip() -> Option<Redis> {
-        if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-            if std::env::var_os("MCPROOF_SKIP_REDIS").is_some() {
-                println!("SKIPPED: redis-server is not installed and MCPROOF_SKIP_REDIS is set");
-                return None;
-            }
-            panic!("redis-server is not installed: run `scripts/redis.sh` (or set MCPROOF_SKIP_REDIS=1)");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = Redis { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !redis.pings() {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(redis)
-    }
-
-    fn pings(&self) -> bool {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_code_replayed_on_another_replica_revokes_its_token_on_both() {
-    let Some(redis) = Redis::start_or_skip() else { return };
+    let Some(redis) = RedisServer::start_or_skip("a_code_replayed_on_another_replica_revokes_its_token_on_both") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("signing-key.pem");
     std::fs::write(&key_file, SigningKey::generate(Alg::EdDSA).unwrap().to_pkcs8_pem().unwrap()).unwrap();
@@ -989,7 +941,7 @@ async fn a_code_replayed_on_another_replica_revokes_its_token_on_both() {
         config.auth.signing_key_file = Some(key_file.clone());
         config
     };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let store_a: Arc<dyn SharedStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
     let store_b: Arc<dyn SharedStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
     let server_a = McpServer::with_store(replica("a.jsonl"), store_a).unwrap();

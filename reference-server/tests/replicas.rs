@@ -11,10 +11,10 @@
 
 #![allow(clippy::unwrap_used)] // reason: tests; a panic is the failure report
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod redis_server;
+
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,79 +24,8 @@ use mcproof_server::config::{Config, Profile, Quota};
 use mcproof_server::http::listener::{self, ConnLimits};
 use mcproof_server::server::McpServer;
 use mcproof_server::store::{RedisStore, SharedStore};
+use redis_server::RedisServer;
 use serde_json::{Value, json};
-
-// ---------------------------------------------------------------------------------------------
-// A throw-away redis-server (as in tests/redis_store.rs).
-
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start_or_skip(test: &str) -> Option<RedisServer> {
-        if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-            if std::env::var_os("MCPROOF_SKIP_REDIS").is_some() {
-                println!("SKIPPED {test}: redis-server is not installed and MCPROOF_SKIP_REDIS is set");
-                return None;
-            }
-            panic!(
-                "redis-server is not installed: run `scripts/redis.sh` (or set MCPROOF_SKIP_REDIS=1 to skip \
-                 the Redis tests)"
-            );
-        }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
-        server.restart();
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// (Re)starts the server on the same port and waits until it answers PING.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.pings() {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pings(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    /// Redis dies abruptly, as in a crash.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Replicas and a minimal MCP client.
