@@ -161,11 +161,12 @@ def chart_matplotlib(rows, mem, out):
         ax2.barh(range(len(mem)), total, color=colors2)
         for i, (t, pk, r) in enumerate(zip(total, per_key, mem)):
             ax2.text(t, i, f" {t:.0f} MiB, {r['tracked']:,} keys", va="center", fontsize=7)
+        ax2.set_xlim(0, max(total) * 1.6)
         ax2.set_yticks(range(len(mem)))
         ax2.set_yticklabels(names, fontsize=7)
         ax2.invert_yaxis()
         ax2.set_xlabel("RSS growth after inserting N distinct live keys (MiB)")
-        ax2.set_title("limiter memory (mcproof_capped = server default 100k keys)")
+        ax2.set_title("limiter memory (capped = 100k-key default)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
