@@ -157,7 +157,7 @@ struct ScanArgs {
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Also write a report: FORMAT=PATH (e.g. sarif=out.sarif); repeatable.
-    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = mcproof::report::parse_report_arg)]
     reports: Vec<(Format, PathBuf)>,
     /// Accepted findings (strict both ways: unlisted failures and stale entries both fail).
     #[arg(long, value_name = "FILE")]
@@ -175,16 +175,6 @@ struct ScanArgs {
 
 fn parse_level(s: &str) -> Result<Level, String> {
     Level::parse(s).ok_or_else(|| format!("unknown level `{s}`: use must, should or best-practice"))
-}
-
-fn parse_report(s: &str) -> Result<(Format, PathBuf), String> {
-    let (format, path) = s.split_once('=').ok_or("expected FORMAT=PATH, e.g. sarif=out.sarif")?;
-    let format = Format::parse(format)
-        .ok_or_else(|| format!("unknown format `{format}`: use text, json, sarif, junit, markdown or html"))?;
-    if path.is_empty() {
-        return Err("empty PATH".into());
-    }
-    Ok((format, PathBuf::from(path)))
 }
 
 /// How a run ended, mapped to the documented exit codes.

@@ -102,6 +102,17 @@ impl Format {
     }
 }
 
+/// Parses a `--report FORMAT=PATH` argument (shared by `scan`, `baseline` and `fuzz`).
+pub fn parse_report_arg(s: &str) -> Result<(Format, std::path::PathBuf), String> {
+    let (format, path) = s.split_once('=').ok_or("expected FORMAT=PATH, e.g. sarif=out.sarif")?;
+    let format = Format::parse(format)
+        .ok_or_else(|| format!("unknown format `{format}`: use text, json, sarif, junit, markdown or html"))?;
+    if path.is_empty() {
+        return Err("empty PATH".into());
+    }
+    Ok((format, std::path::PathBuf::from(path)))
+}
+
 /// Renders `report` in `format`. `color` applies to text only.
 pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {

@@ -102,7 +102,7 @@ pub struct FuzzArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Also write a report: FORMAT=PATH (e.g. sarif=fuzz.sarif); repeatable.
-    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report)]
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = crate::report::parse_report_arg)]
     pub reports: Vec<(Format, PathBuf)>,
     /// No colour.
     #[arg(long)]
@@ -130,16 +130,6 @@ pub struct ReplayArgs {
     /// No exchange listing on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-fn parse_report(s: &str) -> Result<(Format, PathBuf), String> {
-    let (format, path) = s.split_once('=').ok_or("expected FORMAT=PATH, e.g. sarif=fuzz.sarif")?;
-    let format = Format::parse(format)
-        .ok_or_else(|| format!("unknown format `{format}`: use text, json, sarif, junit, markdown or html"))?;
-    if path.is_empty() {
-        return Err("empty PATH".into());
-    }
-    Ok((format, PathBuf::from(path)))
 }
 
 /// The target named on the command line, if any.
