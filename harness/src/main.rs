@@ -17,7 +17,7 @@ use mcproof::checks::catalogue;
 use mcproof::probe::{ConnectError, Probe, ScanOptions};
 use mcproof::report::{Format, REPORT_SCHEMA, Report, Summary, ToolInfo, render, rfc3339};
 use mcproof::runner::{CheckResult, Filter};
-use mcproof::target::{HttpTarget, StdioTarget, Target};
+use mcproof::target::{HttpTarget, Target};
 
 /// The baseline applied when scanning the embedded reference server.
 const EMBEDDED_BASELINE: &str = include_str!("../baselines/embedded.toml");
@@ -234,57 +234,23 @@ fn fuzz_failure(e: mcproof::fuzz::cli::CliError) -> Failure {
     }
 }
 
+/// The target named on the command line (one parser for `scan`, `baseline` and `fuzz`).
 fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
-    // Validated whatever the target, so a malformed header is never silently ignored.
-    let mut headers = Vec::new();
-    for h in &args.headers {
-        let (name, value) = h.split_once(':').ok_or_else(|| anyhow!("--header expects `Name: value`"))?;
-        let name = name.trim();
-        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            bail!("--header: `{name}` is not a valid header name");
-        }
-        if http::HeaderValue::from_str(value.trim()).is_err() {
-            bail!("--header: the value of `{name}` is not a valid header value");
-        }
-        headers.push((name.to_owned(), value.trim().to_owned()));
-    }
-    for (flag, secret) in [("--bearer", &args.bearer), ("--api-key", &args.api_key)] {
-        if secret.as_deref().is_some_and(|s| http::HeaderValue::from_str(&format!("Bearer {s}")).is_err()) {
-            bail!("{flag}: the value is not a valid header value");
-        }
-    }
-    match (&args.target, args.command.is_empty()) {
-        (Some(_), false) => bail!("give either a URL or a command after `--`, not both"),
-        (None, true) => Ok(None),
-        (None, false) => {
-            let mut env = Vec::new();
-            for pair in &args.env {
-                let (k, v) = pair.split_once('=').ok_or_else(|| anyhow!("--env expects NAME=VALUE, got `{pair}`"))?;
-                env.push((k.to_owned(), v.to_owned()));
-            }
-            Ok(Some(Target::Stdio(StdioTarget {
-                command: args.command[0].clone(),
-                args: args.command[1..].to_vec(),
-                env,
-                cwd: args.cwd.clone(),
-                startup_timeout: Duration::from_secs(args.startup_timeout),
-            })))
-        }
-        (Some(url), true) => {
-            let url = url::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                bail!("the target URL must be http:// or https:// (for stdio servers put the command after `--`)");
-            }
-            let mut target = HttpTarget::new(url);
-            target.headers = headers;
-            target.bearer = args.bearer.clone();
-            target.api_key = args.api_key.clone();
-            target.client_cert = args.client_cert.clone();
-            target.ca_cert = args.ca_cert.clone();
-            target.insecure_tls = args.insecure_tls;
-            Ok(Some(Target::Http(target)))
-        }
-    }
+    let conn = mcproof::fuzz::cli::ConnArgs {
+        headers: args.headers.clone(),
+        bearer: args.bearer.clone(),
+        api_key: args.api_key.clone(),
+        client_cert: args.client_cert.clone(),
+        ca_cert: args.ca_cert.clone(),
+        insecure_tls: args.insecure_tls,
+        env: args.env.clone(),
+        cwd: args.cwd.clone(),
+        startup_timeout: args.startup_timeout,
+        timeout: args.timeout,
+    };
+    mcproof::fuzz::cli::target_of(args.target.as_deref(), &args.command, &conn).map_err(|e| match e {
+        mcproof::fuzz::cli::CliError::Usage(m) | mcproof::fuzz::cli::CliError::Unreachable(m) => anyhow!(m),
+    })
 }
 
 async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Result<ExitCode, Failure> {
