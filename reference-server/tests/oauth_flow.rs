@@ -389,13 +389,13 @@ async fn discovery_registration_consent_token_refresh_and_reuse_detection() {
     // The access token verifies against the published JWKS, for our audience.
     let verifier_rs = srv.verifier().await;
     let v: Verified = verifier_rs.verify(&access, SystemTime::now()).await.expect("access token verifies");
-    assert_eq!(v.claims.sub, "alice");
-    assert_eq!(v.claims.iss, srv.base);
-    assert_eq!(v.claims.aud, vec![srv.resource.clone()]);
-    assert_eq!(v.claims.client_id.as_deref(), Some(client.id.as_str()));
-    assert_eq!(v.claims.scope, "mcp:read mcp:write");
-    assert_eq!(v.claims.exp - v.claims.iat, 3600);
-    assert!(!v.claims.jti.is_empty());
+    assert_eq!(v.sub(), "alice");
+    assert_eq!(v.iss(), srv.base);
+    assert_eq!(v.aud().collect::<Vec<_>>(), [srv.resource.as_str()]);
+    assert_eq!(v.client_id(), Some(client.id.as_str()));
+    assert_eq!(v.scope(), "mcp:read mcp:write");
+    assert_eq!(v.exp() - v.iat(), 3600);
+    assert!(!v.jti().is_empty());
 
     // Refresh rotates (AS-09); scope may narrow, never widen.
     let r = srv.refresh(&client, &r1, None).await;
@@ -409,7 +409,7 @@ async fn discovery_registration_consent_token_refresh_and_reuse_detection() {
     assert_eq!(r.json()["scope"], "mcp:read");
     let r3 = r.json()["refresh_token"].as_str().expect("rotated").to_owned();
     let narrowed = r.json()["access_token"].as_str().expect("access").to_owned();
-    assert_eq!(verifier_rs.verify(&narrowed, SystemTime::now()).await.expect("verifies").claims.scope, "mcp:read");
+    assert_eq!(verifier_rs.verify(&narrowed, SystemTime::now()).await.expect("verifies").scope(), "mcp:read");
 
     // Reuse of a rotated token revokes the family: the newest token stops working too.
     let r = srv.refresh(&client, &r1, None).await;
@@ -456,7 +456,7 @@ async fn reused_code_is_refused_and_revokes_what_it_issued() {
     assert_eq!(first.status, 200, "{}", first.body);
     let access = first.json()["access_token"].as_str().expect("access").to_owned();
     let refresh = first.json()["refresh_token"].as_str().expect("refresh").to_owned();
-    let jti = srv.verifier().await.verify(&access, SystemTime::now()).await.expect("valid").claims.jti;
+    let jti = srv.verifier().await.verify(&access, SystemTime::now()).await.expect("valid").jti().to_owned();
     assert!(!srv.state.store().jti_revoked(&jti).await.expect("store"));
 
     let second = srv.exchange(&client, &code, &verifier).await;
@@ -860,7 +860,7 @@ async fn client_credentials_for_confidential_clients_only() {
         .verify(t["access_token"].as_str().expect("token"), SystemTime::now())
         .await
         .expect("verifies");
-    assert_eq!(v.claims.sub, basic_client.id);
+    assert_eq!(v.sub(), basic_client.id);
 
     // Wrong secret → 401 invalid_client with a Basic challenge.
     let r = srv

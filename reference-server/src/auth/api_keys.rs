@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -277,6 +278,30 @@ struct StoreFile {
     keys: Vec<KeyRecord>,
 }
 
+/// Hashes a key id (the first bytes of SHA-256 of a key) without SipHash. The ids of stored
+/// keys come from the CSPRNG, and lookups never insert, so an attacker who grinds presented
+/// keys can only probe the table's existing layout, not shape it: a keyed hash buys nothing here.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    // Arrays hash their length first; it is the same for every id.
+    fn write_usize(&mut self, _: usize) {}
+
+    fn finish(&self) -> u64 {
+        // The id fills 48 bits; the multiply spreads them into the top bits the table's tag uses.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+type IdMap = HashMap<[u8; ID_BYTES], usize, BuildHasherDefault<IdHasher>>;
+
 /// The API keys, persisted as a JSON file of hashes (or only in memory, for tests).
 ///
 /// Verification takes `&self`; changes take `&mut self` and are written through to the file
@@ -286,8 +311,11 @@ pub struct ApiKeyStore {
     records: Vec<KeyRecord>,
     /// Decoded hashes, parallel to `records`.
     digests: Vec<[u8; 32]>,
+    /// What each key grants, parallel to `records`: verification lends one out instead of
+    /// cloning the principal and scopes.
+    grants: Vec<KeyGrant>,
     /// Public id → index. Ids are unique in a store.
-    by_id: HashMap<[u8; ID_BYTES], usize>,
+    by_id: IdMap,
 }
 
 impl fmt::Debug for ApiKeyStore {
@@ -299,7 +327,7 @@ impl fmt::Debug for ApiKeyStore {
 impl ApiKeyStore {
     /// An empty store that lives only in memory.
     pub fn in_memory() -> Self {
-        Self { path: None, records: Vec::new(), digests: Vec::new(), by_id: HashMap::new() }
+        Self { path: None, records: Vec::new(), digests: Vec::new(), grants: Vec::new(), by_id: IdMap::default() }
     }
 
     /// Loads the store at `path`; a missing file is an empty store that will be created on the
@@ -376,6 +404,7 @@ impl ApiKeyStore {
             let old = &mut store.records[index];
             old.expires_at = Some(now.saturating_add(grace.as_secs()));
             old.replaced_by = Some(record.id.clone());
+            store.grants[index] = grant_of(old);
             store.insert(record.clone()).map_err(|reason| store.corrupt(reason))
         })?;
         Ok((key, record))
@@ -402,24 +431,20 @@ impl ApiKeyStore {
     /// nothing `keys list` does not print). The full 32-byte stored hash, the only secret-bearing
     /// value, is compared with `subtle::ConstantTimeEq`. Timing can at most reveal bits of
     /// SHA-256 of the attacker's own input, and turning those into a key would need a preimage.
-    pub fn verify(&self, presented: &str, now: SystemTime) -> Result<KeyGrant, KeyError> {
+    ///
+    /// The grant is lent from the store: verifying allocates nothing.
+    pub fn verify(&self, presented: &str, now: SystemTime) -> Result<&KeyGrant, KeyError> {
         check_format(presented)?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let Some(&index) = self.by_id.get(&id_bytes(&digest)) else { return Err(KeyError::Unknown) };
-        if !bool::from(self.digests[index].ct_eq(&digest)) {
+        if !digests_equal(&self.digests[index], &digest) {
             return Err(KeyError::Unknown);
         }
         let record = &self.records[index];
         match record.state(now) {
             KeyState::Revoked => Err(KeyError::Revoked { id: record.id.clone() }),
             KeyState::Expired => Err(KeyError::Expired { id: record.id.clone() }),
-            KeyState::Active | KeyState::Grace { .. } => Ok(KeyGrant {
-                key_id: record.id.clone(),
-                principal: record.principal.clone(),
-                scopes: record.scopes.clone(),
-                tier: record.tier,
-                expires_at: record.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-            }),
+            KeyState::Active | KeyState::Grace { .. } => Ok(&self.grants[index]),
         }
     }
 
@@ -458,10 +483,10 @@ impl ApiKeyStore {
 
     /// Applies `change`, saves, and undoes the change if saving fails.
     fn commit(&mut self, change: impl FnOnce(&mut Self) -> Result<(), KeyError>) -> Result<(), KeyError> {
-        let before = (self.records.clone(), self.digests.clone(), self.by_id.clone());
+        let before = (self.records.clone(), self.digests.clone(), self.grants.clone(), self.by_id.clone());
         let result = change(self).and_then(|()| self.save());
         if result.is_err() {
-            (self.records, self.digests, self.by_id) = before;
+            (self.records, self.digests, self.grants, self.by_id) = before;
         }
         result
     }
@@ -489,6 +514,7 @@ impl ApiKeyStore {
         }
         self.by_id.insert(id, self.records.len());
         self.digests.push(digest);
+        self.grants.push(grant_of(&record));
         self.records.push(record);
         Ok(())
     }
@@ -541,15 +567,43 @@ pub fn presented_key(headers: &HeaderMap, uri: &Uri) -> Result<Option<ApiKey>, K
     }
 }
 
+/// Whether two digests are equal, in constant time: the words' differences are OR-ed together
+/// without branches and only the result is tested, by `subtle` (one barrier instead of the 32 a
+/// byte-wise `ct_eq` of the arrays costs).
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u64;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        diff |= u64::from_ne_bytes(wx) ^ u64::from_ne_bytes(wy);
+    }
+    bool::from(diff.ct_eq(&0))
+}
+
+/// What `record` grants while it is valid.
+fn grant_of(record: &KeyRecord) -> KeyGrant {
+    KeyGrant {
+        key_id: record.id.clone(),
+        principal: record.principal.clone(),
+        scopes: record.scopes.clone(),
+        tier: record.tier,
+        expires_at: record.expires_at.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+    }
+}
+
 /// Prefix, length, alphabet, and that the 43 characters decode to exactly 32 bytes (canonical
-/// base64url: the two spare bits of the last character are zero).
+/// base64url: the two spare bits of the last character are zero). Decodes onto the stack.
 fn check_format(presented: &str) -> Result<(), KeyError> {
     let secret = presented.strip_prefix(KEY_PREFIX).ok_or(KeyError::Malformed("wrong prefix"))?;
     if secret.len() != SECRET_CHARS {
         return Err(KeyError::Malformed("wrong length"));
     }
-    match URL_SAFE_NO_PAD.decode(secret) {
-        Ok(bytes) if bytes.len() == SECRET_BYTES => Ok(()),
+    // 43 characters may decode to up to 33 bytes as far as the decoder's size check knows.
+    let mut buf = [0u8; SECRET_BYTES + 1];
+    match URL_SAFE_NO_PAD.decode_slice(secret, &mut buf) {
+        Ok(SECRET_BYTES) => Ok(()),
         _ => Err(KeyError::Malformed("not base64url")),
     }
 }
@@ -738,6 +792,19 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn digest_comparison_sees_every_byte() {
+        let a: [u8; 32] = std::array::from_fn(|i| i as u8);
+        assert!(digests_equal(&a, &a));
+        for i in 0..32 {
+            for bit in 0..8 {
+                let mut b = a;
+                b[i] ^= 1 << bit;
+                assert!(!digests_equal(&a, &b), "byte {i} bit {bit}");
+            }
+        }
     }
 
     const T0: u64 = 1_750_000_000;

@@ -153,17 +153,20 @@ impl Authenticator {
                     .map_err(|e| Refusal::InvalidToken(token_reason(&e), e.code()))?;
                 // Revocations made by any replica (a replayed code or refresh token) live in the
                 // shared store; if it cannot answer, fail closed.
-                match self.store.jti_revoked(&verified.claims.jti).await {
+                match self.store.jti_revoked(verified.jti()).await {
                     Ok(false) => {}
                     Ok(true) => return Err(Refusal::InvalidToken(InvalidTokenReason::Revoked, "revoked")),
                     Err(_) => return Err(Refusal::Unavailable),
                 }
-                let scopes: Vec<String> = verified.scopes.iter().cloned().collect();
+                // Sorted and without duplicates, as scope sets are compared and shown.
+                let mut scopes: Vec<String> = verified.scopes().map(str::to_owned).collect();
+                scopes.sort_unstable();
+                scopes.dedup();
                 Ok(Caller {
-                    principal: policy::principal_for(&verified.claims.sub, &scopes),
+                    principal: policy::principal_for(verified.sub(), &scopes),
                     scopes: Some(scopes),
                     via: "token",
-                    credential_id: Some(verified.claims.jti.clone()),
+                    credential_id: Some(verified.jti().to_owned()),
                 })
             }
         }

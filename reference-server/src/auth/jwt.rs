@@ -13,10 +13,12 @@
 //! [`TokenError`] says precisely why a token failed, for logs and the audit; the HTTP layer only
 //! ever answers `invalid_token`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
@@ -324,19 +326,107 @@ fn de_aud<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     })
 }
 
+/// A JSON string borrowed from the decoded token when it holds no escapes (the usual case), so
+/// parsing a header or claims set allocates nothing; owned when escapes had to be undone.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrVisitor {
+    type Value = Str<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+        Ok(Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+        Ok(Str(Cow::Owned(v)))
+    }
+}
+
+/// `aud` as it arrives: one string or an array of strings (anything else is malformed).
+enum RawAud<'a> {
+    One(Str<'a>),
+    Many(Vec<Str<'a>>),
+}
+
+impl RawAud<'_> {
+    fn contains(&self, audience: &str) -> bool {
+        match self {
+            RawAud::One(a) => a.0 == audience,
+            RawAud::Many(v) => v.iter().any(|a| a.0 == audience),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawAud<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AudVisitor;
+        impl<'de> serde::de::Visitor<'de> for AudVisitor {
+            type Value = RawAud<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<RawAud<'de>, E> {
+                StrVisitor.visit_borrowed_str(v).map(RawAud::One)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAud<'de>, E> {
+                StrVisitor.visit_str(v).map(RawAud::One)
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawAud<'de>, E> {
+                StrVisitor.visit_string(v).map(RawAud::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawAud<'de>, A::Error> {
+                let mut all = Vec::new();
+                while let Some(a) = seq.next_element::<Str<'de>>()? {
+                    all.push(a);
+                }
+                Ok(RawAud::Many(all))
+            }
+        }
+        d.deserialize_any(AudVisitor)
+    }
+}
+
 /// Claims as they arrive: every member optional so a missing one gets its own error. Derived
 /// deserialization refuses duplicate members, so two parsers can never disagree on `exp` or `aud`.
-#[derive(Deserialize)]
-struct RawClaims {
-    iss: Option<String>,
-    sub: Option<String>,
-    aud: Option<Audience>,
-    scope: Option<String>,
+/// Strings borrow from the decoded payload; only what [`Verified`] keeps is copied, once.
+#[derive(Default, Deserialize)]
+struct RawClaims<'a> {
+    #[serde(borrow)]
+    iss: Option<Str<'a>>,
+    #[serde(borrow)]
+    sub: Option<Str<'a>>,
+    #[serde(borrow)]
+    aud: Option<RawAud<'a>>,
+    #[serde(borrow)]
+    scope: Option<Str<'a>>,
     exp: Option<u64>,
     nbf: Option<u64>,
     iat: Option<u64>,
-    jti: Option<String>,
-    client_id: Option<String>,
+    #[serde(borrow)]
+    jti: Option<Str<'a>>,
+    #[serde(borrow)]
+    client_id: Option<Str<'a>>,
 }
 
 /// Deserializes any value (even `null`) as "present", so `"crit": null` is still refused.
@@ -345,12 +435,13 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Str<'a>,
+    #[serde(default, borrow)]
+    kid: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    typ: Option<Str<'a>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
     /// RFC 7797 unencoded payloads change what is signed; refused like `crit`.
@@ -465,13 +556,46 @@ fn is_json_object(bytes: &[u8]) -> bool {
     bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b'{')
 }
 
-/// A compact JWS split and decoded, header checked, signature not yet verified.
+/// A compact JWS split and decoded, header checked, signature not yet verified. Borrows from the
+/// token and from the [`DecodeBufs`] its parts were decoded into.
 struct Compact<'a> {
     alg: Alg,
-    kid: String,
+    kid: Cow<'a, str>,
     signing_input: &'a [u8],
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+    payload: &'a [u8],
+    signature: &'a [u8],
+}
+
+/// Stack room for a token's decoded parts, sized for ordinary tokens (ours decode to about 60,
+/// 300 and 64 bytes) so verifying one allocates nothing; a larger part (legal up to
+/// [`MAX_TOKEN_LEN`]) is decoded onto the heap instead.
+struct DecodeBufs {
+    header: [u8; 192],
+    payload: [u8; 768],
+    signature: [u8; 96],
+    heap: [Vec<u8>; 3],
+}
+
+impl DecodeBufs {
+    fn new() -> Self {
+        DecodeBufs {
+            header: [0; 192],
+            payload: [0; 768],
+            signature: [0; 96],
+            heap: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
+}
+
+/// Strict unpadded base64url of `s`, into `buf` when it fits, else into `heap`.
+fn decode_part<'b>(s: &str, buf: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    if base64::decoded_len_estimate(s.len()) <= buf.len() {
+        let n = URL_SAFE_NO_PAD.decode_slice(s, buf).ok()?;
+        buf.get(..n)
+    } else {
+        *heap = b64url_decode(s)?;
+        Some(heap.as_slice())
+    }
 }
 
 fn typ_allowed(typ: &str) -> bool {
@@ -480,32 +604,213 @@ fn typ_allowed(typ: &str) -> bool {
     t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("at+jwt")
 }
 
-fn parse_compact(token: &str) -> Result<Compact<'_>, TokenError> {
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes as one word (byte order is irrelevant to the tests below).
+fn word(b: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(b.try_into().ok()?))
+}
+
+/// Whether some byte of `w` is below `n` (`n` ≤ 128): the classic borrow trick, exact for "some".
+fn has_byte_below(w: u64, n: u8) -> bool {
+    w.wrapping_sub(LOW_BITS * u64::from(n)) & !w & HIGH_BITS != 0
+}
+
+/// Whether some byte of `w` is `b`.
+fn has_byte(w: u64, b: u8) -> bool {
+    has_byte_below(w ^ (LOW_BITS * u64::from(b)), 1)
+}
+
+/// The first `needle` in `b`, a word at a time (tokens are a few hundred bytes; a byte loop
+/// showed up in profiles).
+fn find_byte(b: &[u8], needle: u8) -> Option<usize> {
+    let mut start = 0;
+    while let Some(w) = b.get(start..start + 8).and_then(word) {
+        if has_byte(w, needle) {
+            break;
+        }
+        start += 8;
+    }
+    b.iter().skip(start).position(|&c| c == needle).map(|i| start + i)
+}
+
+/// The body of a JSON string up to its closing quote, if it is printable ASCII without escapes,
+/// and what follows the quote.
+fn plain_str(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut start = 0;
+    // Eight bytes at a time while none of them needs a look.
+    while let Some(w) = b.get(start..start + 8).and_then(word) {
+        if has_byte(w, b'"') || has_byte(w, b'\\') || has_byte(w, 0x7f) || has_byte_below(w, 0x20) || w & HIGH_BITS != 0
+        {
+            break;
+        }
+        start += 8;
+    }
+    for (i, c) in b.iter().copied().enumerate().skip(start) {
+        match c {
+            b'"' => return Some((s.get(..i)?, s.get(i + 1..)?)),
+            b'\\' | 0..0x20 | 0x7f.. => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `(alg, kid, typ)` of a header written exactly as `{"alg":"…","kid":"…"}` or
+/// `{"alg":"…","kid":"…","typ":"…"}`: no whitespace, no other member, printable ASCII values
+/// without escapes. That is how our issuer and most others write headers, and the full parser
+/// would read exactly these three values from such bytes (one object, no duplicates, no `crit`,
+/// no `b64`); anything else returns `None` and takes the full parser.
+fn plain_header(h: &[u8]) -> Option<(&str, &str, Option<&str>)> {
+    let h = std::str::from_utf8(h).ok()?;
+    let (alg, rest) = plain_str(h.strip_prefix(r#"{"alg":""#)?)?;
+    let (kid, rest) = plain_str(rest.strip_prefix(r#","kid":""#)?)?;
+    let (typ, rest) = match rest.strip_prefix(r#","typ":""#) {
+        Some(r) => plain_str(r).map(|(t, r)| (Some(t), r))?,
+        None => (None, rest),
+    };
+    (rest == "}").then_some((alg, kid, typ))
+}
+
+/// A plain unsigned JSON integer (`0`, or no leading zero; at most 19 digits, so it cannot
+/// overflow) and what follows it.
+fn plain_u64(s: &str) -> Option<(u64, &str)> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 19 || (digits > 1 && s.starts_with('0')) {
+        return None;
+    }
+    let n = s.bytes().take(digits).fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some((n, s.get(digits..)?))
+}
+
+/// The first byte of `s` (ASCII punctuation here) and the rest.
+fn split_first(s: &str) -> Option<(u8, &str)> {
+    Some((*s.as_bytes().first()?, s.get(1..)?))
+}
+
+/// The claims of a payload written the plain way (ours, and most issuers'): one object, no
+/// whitespace, only the nine claims [`RawClaims`] knows, each at most once; strings printable
+/// ASCII without escapes, `exp`/`nbf`/`iat` plain unsigned integers, `aud` a string or an array
+/// of strings. serde's parse reads exactly these values from such bytes; anything else (other
+/// members, `null`, escapes, duplicates, whitespace) is `None` and takes that parser, which
+/// also gives the precise error.
+fn plain_claims(p: &[u8]) -> Option<RawClaims<'_>> {
+    let mut raw = RawClaims::default();
+    let mut seen = 0u16;
+    let mut rest = std::str::from_utf8(p).ok()?.strip_prefix('{')?;
+    loop {
+        let (key, r) = plain_str(rest.strip_prefix('"')?)?;
+        let r = r.strip_prefix(':')?;
+        let bit = match key {
+            "iss" => 0,
+            "sub" => 1,
+            "aud" => 2,
+            "scope" => 3,
+            "exp" => 4,
+            "nbf" => 5,
+            "iat" => 6,
+            "jti" => 7,
+            "client_id" => 8,
+            _ => return None,
+        };
+        if seen & (1 << bit) != 0 {
+            return None;
+        }
+        seen |= 1 << bit;
+        rest = match key {
+            "exp" | "nbf" | "iat" => {
+                let (n, r) = plain_u64(r)?;
+                *match key {
+                    "exp" => &mut raw.exp,
+                    "nbf" => &mut raw.nbf,
+                    _ => &mut raw.iat,
+                } = Some(n);
+                r
+            }
+            "aud" => match r.strip_prefix('[') {
+                Some(mut r) => {
+                    let mut all = Vec::new();
+                    if let Some(after) = r.strip_prefix(']') {
+                        r = after;
+                    } else {
+                        loop {
+                            let (v, after) = plain_str(r.strip_prefix('"')?)?;
+                            all.push(Str(Cow::Borrowed(v)));
+                            match split_first(after)? {
+                                (b',', after) => r = after,
+                                (b']', after) => {
+                                    r = after;
+                                    break;
+                                }
+                                _ => return None,
+                            }
+                        }
+                    }
+                    raw.aud = Some(RawAud::Many(all));
+                    r
+                }
+                None => {
+                    let (v, r) = plain_str(r.strip_prefix('"')?)?;
+                    raw.aud = Some(RawAud::One(Str(Cow::Borrowed(v))));
+                    r
+                }
+            },
+            _ => {
+                let (v, r) = plain_str(r.strip_prefix('"')?)?;
+                *match key {
+                    "iss" => &mut raw.iss,
+                    "sub" => &mut raw.sub,
+                    "scope" => &mut raw.scope,
+                    "jti" => &mut raw.jti,
+                    _ => &mut raw.client_id,
+                } = Some(Str(Cow::Borrowed(v)));
+                r
+            }
+        };
+        match split_first(rest)? {
+            (b',', r) => rest = r,
+            (b'}', "") => return Some(raw),
+            _ => return None,
+        }
+    }
+}
+
+fn parse_compact<'a>(token: &'a str, bufs: &'a mut DecodeBufs) -> Result<Compact<'a>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Oversized);
     }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let split = |t: &'a str| find_byte(t.as_bytes(), b'.').and_then(|i| Some((t.get(..i)?, t.get(i + 1..)?)));
+    let parts = split(token).and_then(|(h, rest)| Some((h, split(rest)?)));
+    let Some((h, (p, s))) = parts.filter(|(_, (_, s))| find_byte(s.as_bytes(), b'.').is_none()) else {
         return Err(TokenError::Malformed("not three dot-separated parts"));
     };
-    let header = b64url_decode(h).ok_or(TokenError::Malformed("header is not strict base64url"))?;
-    let payload = b64url_decode(p).ok_or(TokenError::Malformed("payload is not strict base64url"))?;
-    let signature = b64url_decode(s).ok_or(TokenError::Malformed("signature is not strict base64url"))?;
-    if !json_depth_within(&header, MAX_JSON_DEPTH) {
-        return Err(TokenError::Malformed("header nests too deep"));
-    }
-    if !is_json_object(&header) {
-        return Err(TokenError::Malformed("header"));
-    }
-    let header: Header = serde_json::from_slice(&header).map_err(|_| TokenError::Malformed("header"))?;
-    if header.crit || header.b64 {
-        return Err(TokenError::CritHeader);
-    }
-    let alg = Alg::from_name(&header.alg).ok_or(TokenError::AlgNotAllowed)?;
-    if header.typ.as_deref().is_some_and(|t| !typ_allowed(t)) {
+    let DecodeBufs { header: hb, payload: pb, signature: sb, heap: [hh, ph, sh] } = bufs;
+    let header = decode_part(h, hb, hh).ok_or(TokenError::Malformed("header is not strict base64url"))?;
+    let payload = decode_part(p, pb, ph).ok_or(TokenError::Malformed("payload is not strict base64url"))?;
+    let signature = decode_part(s, sb, sh).ok_or(TokenError::Malformed("signature is not strict base64url"))?;
+    let (alg, kid, typ) = match plain_header(header) {
+        Some((alg, kid, typ)) => (Cow::Borrowed(alg), Some(Cow::Borrowed(kid)), typ.map(Cow::Borrowed)),
+        None => {
+            if !json_depth_within(header, MAX_JSON_DEPTH) {
+                return Err(TokenError::Malformed("header nests too deep"));
+            }
+            if !is_json_object(header) {
+                return Err(TokenError::Malformed("header"));
+            }
+            let header: Header<'a> = serde_json::from_slice(header).map_err(|_| TokenError::Malformed("header"))?;
+            if header.crit || header.b64 {
+                return Err(TokenError::CritHeader);
+            }
+            (header.alg.0, header.kid.map(|k| k.0), header.typ.map(|t| t.0))
+        }
+    };
+    let alg = Alg::from_name(&alg).ok_or(TokenError::AlgNotAllowed)?;
+    if typ.as_deref().is_some_and(|t| !typ_allowed(t)) {
         return Err(TokenError::BadType);
     }
-    let kid = header.kid.ok_or(TokenError::MissingKid)?;
+    let kid = kid.ok_or(TokenError::MissingKid)?;
     let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
     Ok(Compact { alg, kid, signing_input, payload, signature })
 }
@@ -516,7 +821,7 @@ fn check_signature(c: &Compact<'_>, keys: &KeySet) -> Result<(), TokenError> {
     if key.alg() != c.alg {
         return Err(TokenError::AlgNotAllowed);
     }
-    if !key.verify_raw(c.signing_input, &c.signature) {
+    if !key.verify_raw(c.signing_input, c.signature) {
         return Err(TokenError::BadSignature);
     }
     Ok(())
@@ -525,9 +830,10 @@ fn check_signature(c: &Compact<'_>, keys: &KeySet) -> Result<(), TokenError> {
 /// Signature-only verification of a compact JWS against `keys` (all header rules apply; the
 /// payload need not be a claims set). Returns the payload. Used for Wycheproof's JWS vectors.
 pub fn verify_signature(keys: &KeySet, token: &str) -> Result<Vec<u8>, TokenError> {
-    let c = parse_compact(token)?;
+    let mut bufs = DecodeBufs::new();
+    let c = parse_compact(token, &mut bufs)?;
     check_signature(&c, keys)?;
-    Ok(c.payload)
+    Ok(c.payload.to_vec())
 }
 
 /// Where a trusted issuer's keys come from.
@@ -561,12 +867,137 @@ impl TrustedIssuer {
     }
 }
 
-/// A token that passed every check.
+/// Where one claim sits in [`Verified`]'s text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// The audiences of a verified token: one (the usual case) without a separate allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+enum AudSpans {
+    One([Span; 1]),
+    Many(Box<[Span]>),
+}
+
+/// A token that passed every check, with its claims.
+///
+/// The string claims it keeps are copied into one buffer, so a verification costs one
+/// allocation (and a cache hit one copy) instead of one per claim; read them through the
+/// accessors. `scope` was checked to be a list of valid RFC 6749 scope tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Verified {
-    pub claims: Claims,
-    /// `claims.scope` split on spaces.
-    pub scopes: BTreeSet<String>,
+    text: String,
+    iss: Span,
+    sub: Span,
+    aud: AudSpans,
+    scope: Span,
+    jti: Span,
+    client_id: Option<Span>,
+    exp: u64,
+    nbf: Option<u64>,
+    iat: u64,
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("iss", &self.iss())
+            .field("sub", &self.sub())
+            .field("aud", &self.aud().collect::<Vec<_>>())
+            .field("scope", &self.scope())
+            .field("exp", &self.exp)
+            .field("nbf", &self.nbf)
+            .field("iat", &self.iat)
+            .field("jti", &self.jti())
+            .field("client_id", &self.client_id())
+            .finish()
+    }
+}
+
+impl Verified {
+    fn at(&self, span: Span) -> &str {
+        self.text.get(span.start..span.end).unwrap_or_default()
+    }
+
+    pub fn iss(&self) -> &str {
+        self.at(self.iss)
+    }
+
+    pub fn sub(&self) -> &str {
+        self.at(self.sub)
+    }
+
+    /// The audiences, in token order (our resource is among them).
+    pub fn aud(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let spans: &[Span] = match &self.aud {
+            AudSpans::One(one) => one,
+            AudSpans::Many(many) => many,
+        };
+        spans.iter().map(|s| self.at(*s))
+    }
+
+    /// The space-separated scope string as issued (empty when absent).
+    pub fn scope(&self) -> &str {
+        self.at(self.scope)
+    }
+
+    /// The scope tokens, in token order (duplicates as issued).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> + '_ {
+        self.scope().split(' ').filter(|t| !t.is_empty())
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+
+    pub fn exp(&self) -> u64 {
+        self.exp
+    }
+
+    pub fn nbf(&self) -> Option<u64> {
+        self.nbf
+    }
+
+    pub fn iat(&self) -> u64 {
+        self.iat
+    }
+
+    pub fn jti(&self) -> &str {
+        self.at(self.jti)
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.map(|s| self.at(s))
+    }
+
+    /// The claims as an owned [`Claims`] (e.g. to compare with what was issued).
+    pub fn to_claims(&self) -> Claims {
+        Claims {
+            iss: self.iss().to_owned(),
+            sub: self.sub().to_owned(),
+            aud: self.aud().map(str::to_owned).collect(),
+            scope: self.scope().to_owned(),
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+            jti: self.jti().to_owned(),
+            client_id: self.client_id().map(str::to_owned),
+        }
+    }
+}
+
+/// Appends strings to one buffer and remembers where each went.
+struct TextBuilder(String);
+
+impl TextBuilder {
+    fn push(&mut self, s: &str) -> Span {
+        let start = self.0.len();
+        self.0.push_str(s);
+        Span { start, end: self.0.len() }
+    }
 }
 
 /// A configuration the verifier cannot work with.
@@ -607,18 +1038,39 @@ struct CacheEntry {
     seq: u64,
 }
 
+/// Hashes a cache key (SHA-256 of a token) as its first eight bytes, instead of running SipHash
+/// over all 32. Only tokens that verified are inserted, and their digests cannot be chosen
+/// without a trusted signing key; lookups never insert. So no one can shape the table.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(w) = bytes.get(..8).and_then(word) {
+            self.0 = w;
+        }
+    }
+
+    // Arrays hash their length first; it is the same for every key.
+    fn write_usize(&mut self, _: usize) {}
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Verified tokens by SHA-256 of the token. Bounded: when full, expired entries go first, then
 /// the oldest insertions.
 struct VerifiedCache {
     capacity: usize,
-    map: HashMap<[u8; 32], CacheEntry>,
+    map: HashMap<[u8; 32], CacheEntry, BuildHasherDefault<DigestHasher>>,
     order: BTreeMap<u64, [u8; 32]>,
     next_seq: u64,
 }
 
 impl VerifiedCache {
     fn new(capacity: usize) -> Self {
-        VerifiedCache { capacity, map: HashMap::new(), order: BTreeMap::new(), next_seq: 0 }
+        VerifiedCache { capacity, map: HashMap::default(), order: BTreeMap::new(), next_seq: 0 }
     }
 
     /// A hit only while `now < exp`: never past expiry, not even within the leeway.
@@ -634,7 +1086,7 @@ impl VerifiedCache {
     }
 
     fn insert(&mut self, key: [u8; 32], verified: &Verified, now: u64) {
-        let exp = verified.claims.exp;
+        let exp = verified.exp;
         if self.capacity == 0 || now >= exp {
             return;
         }
@@ -668,7 +1120,7 @@ impl VerifiedCache {
     fn remove_jti(&mut self, jti: &str) {
         let order = &mut self.order;
         self.map.retain(|_, e| {
-            let keep = e.verified.claims.jti != jti;
+            let keep = e.verified.jti() != jti;
             if !keep {
                 order.remove(&e.seq);
             }
@@ -688,8 +1140,8 @@ fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// RFC 6749 §3.3 scope-token characters.
-fn scope_token_ok(t: &str) -> bool {
-    !t.is_empty() && t.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+fn scope_token_ok(t: &[u8]) -> bool {
+    !t.is_empty() && t.iter().all(|&b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 /// Verifies access tokens from a set of trusted issuers, with a verified-token cache and a
@@ -700,6 +1152,9 @@ pub struct TokenVerifier {
     cache: Mutex<VerifiedCache>,
     /// Revoked `jti` → unix second after which the entry may be forgotten.
     revoked: Mutex<HashMap<String, u64>>,
+    /// Set (before the insert, and never cleared) by the first revocation, so that verifying
+    /// while nothing was ever revoked (the usual case) skips the lock.
+    any_revoked: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -735,6 +1190,7 @@ impl TokenVerifier {
             leeway: DEFAULT_LEEWAY.as_secs(),
             cache: Mutex::new(VerifiedCache::new(DEFAULT_CACHE_CAPACITY)),
             revoked: Mutex::new(HashMap::new()),
+            any_revoked: AtomicBool::new(false),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
@@ -792,7 +1248,7 @@ impl TokenVerifier {
         let key = token_hash(token);
         let hit = self.cache.lock().get(&key, unix_secs(now));
         match hit {
-            Some(v) if !self.is_revoked(&v.claims.jti, now) => {
+            Some(v) if !self.is_revoked(v.jti(), now) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Ok(v)
             }
@@ -805,68 +1261,78 @@ impl TokenVerifier {
 
     /// The full check, no cache (what benchmarks measure). Revocation still applies.
     pub async fn verify_uncached(&self, token: &str, now: SystemTime) -> Result<Verified, TokenError> {
-        let (c, raw, entry) = self.prepare(token)?;
-        let keys = match &entry.keys {
-            IssuerKeys::Static(keys) => keys.clone(),
+        let mut bufs = DecodeBufs::new();
+        let (c, raw, entry) = self.prepare(token, &mut bufs)?;
+        match &entry.keys {
+            IssuerKeys::Static(keys) => self.finish(&c, raw, entry, keys, now),
             IssuerKeys::Remote(remote) => {
                 let keys = remote.keys().await.map_err(|_| TokenError::KeysUnavailable)?;
-                if keys.get(&c.kid).is_some() {
+                let keys = if keys.get(&c.kid).is_some() {
                     keys
                 } else {
                     // Rotation: the issuer may have published a new key. Rate limited in RemoteJwks.
                     remote.refresh_for_unknown_kid().await.map_err(|_| TokenError::KeysUnavailable)?
-                }
+                };
+                self.finish(&c, raw, entry, &keys, now)
             }
-        };
-        self.finish(&c, raw, entry, &keys, now)
+        }
     }
 
     /// As [`TokenVerifier::verify_uncached`] without fetching (see [`TokenVerifier::verify_sync`]).
     pub fn verify_uncached_sync(&self, token: &str, now: SystemTime) -> Result<Verified, TokenError> {
-        let (c, raw, entry) = self.prepare(token)?;
-        let keys = match &entry.keys {
-            IssuerKeys::Static(keys) => keys.clone(),
-            IssuerKeys::Remote(remote) => remote.cached().ok_or(TokenError::KeysUnavailable)?,
-        };
-        self.finish(&c, raw, entry, &keys, now)
+        let mut bufs = DecodeBufs::new();
+        let (c, raw, entry) = self.prepare(token, &mut bufs)?;
+        match &entry.keys {
+            IssuerKeys::Static(keys) => self.finish(&c, raw, entry, keys, now),
+            IssuerKeys::Remote(remote) => {
+                let keys = remote.cached().ok_or(TokenError::KeysUnavailable)?;
+                self.finish(&c, raw, entry, &keys, now)
+            }
+        }
     }
 
     /// Splits and decodes the token, checks the header, parses the (still unverified) claims and
     /// picks the issuer they name. The signature is checked next, with that issuer's keys only,
     /// so a key of one issuer can never vouch for another's `iss`.
-    fn prepare<'t>(&self, token: &'t str) -> Result<(Compact<'t>, RawClaims, &IssuerEntry), TokenError> {
-        let c = parse_compact(token)?;
-        if !json_depth_within(&c.payload, MAX_JSON_DEPTH) {
-            return Err(TokenError::Malformed("claims nest too deep"));
-        }
-        if !is_json_object(&c.payload) {
-            return Err(TokenError::Malformed("claims"));
-        }
-        let raw: RawClaims = serde_json::from_slice(&c.payload).map_err(|_| TokenError::Malformed("claims"))?;
-        let iss = raw.iss.as_deref().ok_or(TokenError::InvalidClaim("iss"))?;
-        let entry = self.issuers.iter().find(|e| e.issuer == iss).ok_or(TokenError::UntrustedIssuer)?;
+    fn prepare<'t>(
+        &self,
+        token: &'t str,
+        bufs: &'t mut DecodeBufs,
+    ) -> Result<(Compact<'t>, RawClaims<'t>, &IssuerEntry), TokenError> {
+        let c = parse_compact(token, bufs)?;
+        let raw = match plain_claims(c.payload) {
+            Some(raw) => raw,
+            None => {
+                if !json_depth_within(c.payload, MAX_JSON_DEPTH) {
+                    return Err(TokenError::Malformed("claims nest too deep"));
+                }
+                if !is_json_object(c.payload) {
+                    return Err(TokenError::Malformed("claims"));
+                }
+                serde_json::from_slice(c.payload).map_err(|_| TokenError::Malformed("claims"))?
+            }
+        };
+        let iss = raw.iss.as_ref().ok_or(TokenError::InvalidClaim("iss"))?;
+        let entry = self.issuers.iter().find(|e| e.issuer == iss.0).ok_or(TokenError::UntrustedIssuer)?;
         Ok((c, raw, entry))
     }
 
     fn finish(
         &self,
         c: &Compact<'_>,
-        raw: RawClaims,
+        raw: RawClaims<'_>,
         entry: &IssuerEntry,
         keys: &KeySet,
         now: SystemTime,
     ) -> Result<Verified, TokenError> {
         check_signature(c, keys)?;
-        let verified = self.validate_claims(raw, entry, unix_secs(now))?;
-        if self.is_revoked(&verified.claims.jti, now) {
-            return Err(TokenError::Revoked);
-        }
-        Ok(verified)
+        self.validate_claims(raw, entry, now)
     }
 
-    fn validate_claims(&self, raw: RawClaims, entry: &IssuerEntry, now: u64) -> Result<Verified, TokenError> {
-        let leeway = self.leeway;
-        let iss = raw.iss.ok_or(TokenError::InvalidClaim("iss"))?;
+    /// The claim checks, then revocation, then (only for a token that passed) the owned copy.
+    fn validate_claims(&self, raw: RawClaims<'_>, entry: &IssuerEntry, at: SystemTime) -> Result<Verified, TokenError> {
+        let (leeway, now) = (self.leeway, unix_secs(at));
+        let iss = raw.iss.ok_or(TokenError::InvalidClaim("iss"))?.0;
         if iss != entry.issuer {
             return Err(TokenError::UntrustedIssuer);
         }
@@ -885,26 +1351,33 @@ impl TokenVerifier {
         if iat > exp {
             return Err(TokenError::InvalidClaim("iat after exp"));
         }
-        let aud = match raw.aud {
-            None => return Err(TokenError::WrongAudience),
-            Some(Audience::One(a)) => vec![a],
-            Some(Audience::Many(v)) => v,
-        };
+        let aud = raw.aud.ok_or(TokenError::WrongAudience)?;
         if !aud.contains(&entry.audience) {
             return Err(TokenError::WrongAudience);
         }
-        let sub = raw.sub.filter(|s| !s.is_empty()).ok_or(TokenError::InvalidClaim("sub"))?;
-        let jti = raw.jti.filter(|j| !j.is_empty()).ok_or(TokenError::InvalidClaim("jti"))?;
-        let scope = raw.scope.unwrap_or_default();
-        let mut scopes = BTreeSet::new();
-        for t in scope.split(' ').filter(|t| !t.is_empty()) {
-            if !scope_token_ok(t) {
-                return Err(TokenError::InvalidClaim("scope"));
-            }
-            scopes.insert(t.to_owned());
+        let sub = raw.sub.map(|s| s.0).filter(|s| !s.is_empty()).ok_or(TokenError::InvalidClaim("sub"))?;
+        let jti = raw.jti.map(|j| j.0).filter(|j| !j.is_empty()).ok_or(TokenError::InvalidClaim("jti"))?;
+        let scope = raw.scope.map(|s| s.0).unwrap_or_default();
+        if !scope.as_bytes().split(|&b| b == b' ').filter(|t| !t.is_empty()).all(scope_token_ok) {
+            return Err(TokenError::InvalidClaim("scope"));
         }
-        let claims = Claims { iss, sub, aud, scope, exp, nbf: raw.nbf, iat, jti, client_id: raw.client_id };
-        Ok(Verified { claims, scopes })
+        if self.is_revoked(&jti, at) {
+            return Err(TokenError::Revoked);
+        }
+        let client_id = raw.client_id.map(|c| c.0);
+        let aud_len = match &aud {
+            RawAud::One(a) => a.0.len(),
+            RawAud::Many(v) => v.iter().map(|a| a.0.len()).sum(),
+        };
+        let len = iss.len() + sub.len() + aud_len + scope.len() + jti.len() + client_id.as_deref().map_or(0, str::len);
+        let mut text = TextBuilder(String::with_capacity(len));
+        let (iss, sub, scope, jti) = (text.push(&iss), text.push(&sub), text.push(&scope), text.push(&jti));
+        let client_id = client_id.map(|c| text.push(&c));
+        let aud = match aud {
+            RawAud::One(a) => AudSpans::One([text.push(&a.0)]),
+            RawAud::Many(v) => AudSpans::Many(v.iter().map(|a| text.push(&a.0)).collect()),
+        };
+        Ok(Verified { text: text.0, iss, sub, aud, scope, jti, client_id, exp, nbf: raw.nbf, iat })
     }
 
     /// Revokes every token with this `jti` until `until` (the token's `exp`; the leeway is added
@@ -913,6 +1386,7 @@ impl TokenVerifier {
         let forget_after = unix_secs(until).saturating_add(self.leeway);
         {
             let mut revoked = self.revoked.lock();
+            self.any_revoked.store(true, Ordering::Release);
             let now = unix_secs(SystemTime::now());
             revoked.retain(|_, t| *t > now);
             revoked.insert(jti.to_owned(), forget_after);
@@ -922,7 +1396,11 @@ impl TokenVerifier {
 
     /// Whether `jti` is revoked at `now`.
     pub fn is_revoked(&self, jti: &str, now: SystemTime) -> bool {
-        // An empty set (the usual case) is answered without hashing the jti.
+        // Nothing ever revoked (the usual case) is answered without the lock; an empty set
+        // without hashing the jti.
+        if !self.any_revoked.load(Ordering::Acquire) {
+            return false;
+        }
         let revoked = self.revoked.lock();
         !revoked.is_empty() && revoked.get(jti).is_some_and(|t| unix_secs(now) < *t)
     }
@@ -1066,9 +1544,10 @@ mod tests {
             let (token, claims) = iss.issue_at("alice", "mcp:read  mcp:write", Some("c"), t(NOW)).unwrap();
             assert_eq!(claims.scope, "mcp:read mcp:write");
             let ok = check(&v, &token, NOW + 10).unwrap();
-            assert_eq!(ok.claims, claims);
-            assert_eq!(ok.scopes, BTreeSet::from(["mcp:read".to_string(), "mcp:write".to_string()]));
-            assert_eq!(ok.claims.exp, NOW + 3600);
+            assert_eq!(ok.to_claims(), claims);
+            assert_eq!(ok.scopes().collect::<Vec<_>>(), ["mcp:read", "mcp:write"]);
+            assert!(ok.has_scope("mcp:write") && !ok.has_scope("mcp:admin"));
+            assert_eq!(ok.exp(), NOW + 3600);
             // The header is what we promise.
             let header: serde_json::Value =
                 serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap()).unwrap()).unwrap();
@@ -1168,7 +1647,7 @@ mod tests {
         let tag =
             aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret), input.as_bytes());
         let token = format!("{input}.{}", b64(tag.as_ref()));
-        assert_eq!(check(&v, &token, NOW).unwrap().claims.sub, "alice");
+        assert_eq!(check(&v, &token, NOW).unwrap().sub(), "alice");
         let mut forged = token.clone();
         forged.pop();
         forged.push(if token.ends_with('A') { 'Q' } else { 'A' });
@@ -1291,7 +1770,7 @@ mod tests {
         c.aud = vec!["https://other.example".into(), AUD.into()];
         let token = iss.issue_with(&c).unwrap();
         assert!(token.contains('.'));
-        assert_eq!(check(&v, &token, NOW).unwrap().claims.aud.len(), 2);
+        assert_eq!(check(&v, &token, NOW).unwrap().aud().len(), 2);
         let mut p = serde_json::to_value(claims(&iss)).unwrap();
         p.as_object_mut().unwrap().remove("aud");
         assert_eq!(check(&v, &with_payload(&iss, p), NOW), Err(TokenError::WrongAudience));
@@ -1311,7 +1790,7 @@ mod tests {
         c.iss = "https://b.example".into();
         assert_eq!(check(&both, &iss.issue_with(&c).unwrap(), NOW), Err(TokenError::UnknownKid));
         let (tb, _) = b.issue_at("bob", "", None, t(NOW)).unwrap();
-        assert_eq!(check(&both, &tb, NOW).unwrap().claims.sub, "bob");
+        assert_eq!(check(&both, &tb, NOW).unwrap().sub(), "bob");
     }
 
     #[test]
@@ -1384,7 +1863,7 @@ mod tests {
         assert_eq!(check(&v, &with_payload(&iss, p), NOW), Err(TokenError::InvalidClaim("scope")));
         let mut p = base.clone();
         p.as_object_mut().unwrap().remove("scope");
-        assert!(check(&v, &with_payload(&iss, p), NOW).unwrap().scopes.is_empty());
+        assert!(check(&v, &with_payload(&iss, p), NOW).unwrap().scopes().next().is_none());
         // Duplicate claims are refused (no last-wins `exp` or `aud`).
         let text = base.to_string();
         let dup = text.replacen('{', &format!("{{\"exp\":{},", NOW + 999_999), 1);
@@ -1537,6 +2016,138 @@ mod tests {
         assert_sync::<TokenIssuer>();
     }
 
+    /// Every single-byte replacement, deletion and insertion of `text`, and `text` itself.
+    fn variants(text: &str) -> Vec<Vec<u8>> {
+        const BYTES: &[u8] = b" \"\\019-.eE,:{}[]nx\x01\x7f\xc3";
+        let bytes = text.as_bytes();
+        let mut out = vec![bytes.to_vec()];
+        for i in 0..=bytes.len() {
+            for &b in BYTES {
+                if i < bytes.len() {
+                    let mut v = bytes.to_vec();
+                    v[i] = b;
+                    out.push(v);
+                }
+                let mut v = bytes.to_vec();
+                v.insert(i, b);
+                out.push(v);
+            }
+            if i < bytes.len() {
+                let mut v = bytes.to_vec();
+                v.remove(i);
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    type Summary = (Vec<Option<String>>, Vec<Option<u64>>, Option<(bool, Vec<String>)>);
+
+    fn summary(r: &RawClaims<'_>) -> Summary {
+        let s = |v: &Option<Str<'_>>| v.as_ref().map(|v| v.0.to_string());
+        let aud = r.aud.as_ref().map(|a| match a {
+            RawAud::One(a) => (false, vec![a.0.to_string()]),
+            RawAud::Many(v) => (true, v.iter().map(|a| a.0.to_string()).collect()),
+        });
+        (vec![s(&r.iss), s(&r.sub), s(&r.scope), s(&r.jti), s(&r.client_id)], vec![r.exp, r.nbf, r.iat], aud)
+    }
+
+    /// The plain-claims shortcut must never accept what serde refuses, nor read other values.
+    #[test]
+    fn plain_claims_agree_with_serde() {
+        let iss = issuer(Alg::EdDSA);
+        let mut c = claims(&iss);
+        let one = serde_json::to_string(&c).unwrap();
+        c.aud = vec!["https://a.example".into(), AUD.into()];
+        c.nbf = None;
+        c.client_id = None;
+        let many = serde_json::to_string(&c).unwrap();
+        let (mut plain, mut total) = (0, 0);
+        for text in [one.as_str(), many.as_str(), r#"{"aud":[],"exp":0}"#, "{}"] {
+            for v in variants(text) {
+                total += 1;
+                let Some(fast) = plain_claims(&v) else { continue };
+                plain += 1;
+                let slow: RawClaims<'_> = serde_json::from_slice(&v)
+                    .unwrap_or_else(|e| panic!("serde refuses {:?}: {e}", String::from_utf8_lossy(&v)));
+                assert_eq!(summary(&fast), summary(&slow), "{:?}", String::from_utf8_lossy(&v));
+            }
+        }
+        assert!(plain > 1_000 && plain < total, "{plain} of {total} took the shortcut");
+        assert!(plain_claims(one.as_bytes()).is_some(), "our own claims take the shortcut");
+    }
+
+    /// Likewise for the plain-header shortcut.
+    #[test]
+    fn plain_header_agrees_with_serde() {
+        let (mut plain, mut total) = (0, 0);
+        for text in [r#"{"alg":"EdDSA","kid":"k-1","typ":"at+jwt"}"#, r#"{"alg":"HS256","kid":"a"}"#] {
+            for v in variants(text) {
+                total += 1;
+                let Some((alg, kid, typ)) = plain_header(&v) else { continue };
+                plain += 1;
+                let slow: Header<'_> = serde_json::from_slice(&v)
+                    .unwrap_or_else(|e| panic!("serde refuses {:?}: {e}", String::from_utf8_lossy(&v)));
+                assert!(!slow.crit && !slow.b64);
+                assert_eq!(
+                    (alg, Some(kid), typ),
+                    (&*slow.alg.0, slow.kid.as_ref().map(|k| &*k.0), slow.typ.as_ref().map(|t| &*t.0)),
+                    "{:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+        assert!(plain > 100 && plain < total, "{plain} of {total} took the shortcut");
+    }
+
+    /// Claims the shortcut leaves to serde (escapes, non-ASCII, whitespace, extra members) verify
+    /// and read back unescaped.
+    #[test]
+    fn escaped_claims_verify_through_the_full_parser() {
+        let iss = issuer(Alg::EdDSA);
+        let v = verifier(&iss);
+        let mut p = serde_json::to_value(claims(&iss)).unwrap();
+        p["sub"] = "al\"i\\ce\u{e9}".into();
+        p["aud"] = serde_json::json!(["x\ty", AUD]);
+        p["jti"] = "j\u{1}".into();
+        p["extra"] = serde_json::json!({"nested": [1, 2]});
+        let ok = check(&v, &with_payload(&iss, p), NOW).unwrap();
+        assert_eq!((ok.sub(), ok.jti(), ok.iss()), ("al\"i\\ce\u{e9}", "j\u{1}", ISS));
+        assert_eq!(ok.aud().collect::<Vec<_>>(), ["x\ty", AUD]);
+        assert_eq!(
+            (ok.scope(), ok.client_id(), ok.nbf(), ok.iat()),
+            ("mcp:read mcp:write", Some("client-1"), Some(NOW), NOW)
+        );
+        // Whitespace in the payload takes the full parser too.
+        let spaced = serde_json::to_string_pretty(&claims(&iss)).unwrap();
+        assert!(plain_claims(spaced.as_bytes()).is_none());
+        let token = iss.key.sign_compact(spaced.as_bytes()).unwrap();
+        assert_eq!(check(&v, &token, NOW).unwrap().to_claims(), claims(&iss));
+    }
+
+    #[test]
+    fn byte_search() {
+        let text = b"0123456789abcdef.ghijklmnopqrstuvwxyz.0123";
+        assert_eq!(find_byte(text, b'.'), Some(16));
+        assert_eq!(find_byte(&text[17..], b'.'), Some(20));
+        assert_eq!(find_byte(b"abc", b'.'), None);
+        assert_eq!(find_byte(b"", b'.'), None);
+        for i in 0..40 {
+            let mut v = vec![b'a'; 40];
+            v[i] = b'.';
+            assert_eq!(find_byte(&v, b'.'), Some(i));
+            for bad in ["\"", "\\", "\u{1f}", "\u{7f}", "\u{e9}"] {
+                let s = format!("{}{bad}{}\"", "a".repeat(i), "b".repeat(40 - i));
+                match plain_str(&s) {
+                    Some((body, rest)) => {
+                        assert!(bad == "\"" && body.len() == i && rest.len() == 41 - i, "{i} {bad:?}")
+                    }
+                    None => assert_ne!(bad, "\"", "{i}"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn json_depth_scanner() {
         assert!(json_depth_within(b"{}", 1));
@@ -1586,7 +2197,7 @@ mod tests {
         let (t1, _) = i1.issue_at("alice", "mcp:read", None, now).unwrap();
         assert_eq!(v.verify_uncached_sync(&t1, now), Err(TokenError::KeysUnavailable));
         assert_eq!(hits.load(Ordering::SeqCst), 0);
-        assert_eq!(v.verify(&t1, now).await.unwrap().claims.sub, "alice");
+        assert_eq!(v.verify(&t1, now).await.unwrap().sub(), "alice");
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         assert!(v.verify_uncached_sync(&t1, now).is_ok());
 
@@ -1596,7 +2207,7 @@ mod tests {
         assert_eq!(v.verify(&t2, now).await, Err(TokenError::UnknownKid));
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(v.verify(&t2, now).await.unwrap().claims.sub, "bob");
+        assert_eq!(v.verify(&t2, now).await.unwrap().sub(), "bob");
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         // Made-up kids cannot force more fetches.
         let forged = format!(
