@@ -29,7 +29,7 @@ fn child(spec: &str) -> Option<()> {
     let before = rss_bytes()?;
     let (tracked, after) = match which {
         "mcproof_uncapped" | "mcproof_capped" => {
-            // Uncapped: room for every key even in the fullest of the 16 shards.
+            // Uncapped: room for every key even in the fullest of the 64 shards.
             let cap = if which == "mcproof_capped" { SERVER_MAX_KEYS } else { 2 * n as usize };
             let l = KeyedLimiter::new(QUOTA, cap);
             for i in 0..n {

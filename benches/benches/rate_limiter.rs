@@ -1,8 +1,9 @@
 //! Keyed rate limiting: mcproof's `KeyedLimiter` against `governor`'s keyed limiter (default
 //! DashMap state store), side by side in each group; then the Redis backend's round trip.
 //!
-//! Both limiters read their own clock on every call (`check_now`: `Instant::now()`;
-//! governor: its default quanta clock), as they do in a server. The quota is the same for
+//! Both limiters read their own clock on every call (both a quanta TSC clock: mcproof's
+//! `check_now` reads the counter and scales it, governor its default clock), as they do in a
+//! server. The quota is the same for
 //! both: 10^9 per minute (one cell every 60 ns) with a burst of 10^6, so that the allow path
 //! (which writes the state) is what runs; `new_key/*_ip_default` uses the server's default IP
 //! quota (3000/min, burst 300) instead, where every key stays live for 20 ms.
@@ -91,8 +92,8 @@ fn fast<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     group
 }
 
-/// What each limiter pays to read its clock: `std::time::Instant::now()` (mcproof) against
-/// governor's default clock (quanta, TSC-based).
+/// What a clock read costs: `std::time::Instant::now()` (a vDSO `clock_gettime`; mcproof's
+/// limiter used it until it moved to a TSC clock) against governor's default clock (quanta).
 fn clocks(c: &mut Criterion) {
     let mut group = fast(c, "rate_limiter/clock");
     group.bench_function("std_instant_now", |b| b.iter(Instant::now));

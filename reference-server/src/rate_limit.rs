@@ -8,32 +8,70 @@
 //! more than `burst + W / T` requests in any window of length `W`. A denial carries the exact
 //! time until the key is admitted again, so `Retry-After` is honest.
 //!
-//! Memory is bounded: an entry whose TAT is `<= now` is indistinguishable from an absent key,
-//! so expired entries can be dropped at any time without changing a decision. Eviction of a
-//! still-live entry (only when the table is full of live keys) forgets that key's debt; it picks
-//! the entry closest to expiry, which forgives the least.
+//! Memory is bounded: each of up to 64 shards (one lock each) holds a table of *sets* of 5
+//! slots (128 bytes, two adjacent cache lines). A key has two candidate sets in its shard (two
+//! choices, as in cuckoo hashing, so that sets fill evenly) and is in one of them or absent,
+//! so a check reads at most two sets and the work is bounded whatever the keys. A slot only
+//! ever changes by being overwritten in place: no tombstones, no rehash on eviction. An entry
+//! whose TAT is `<= now` is indistinguishable from an absent key, so it can be overwritten at
+//! any time without changing a decision. A new key takes an empty slot of one of its sets.
+//! When neither has one, the shard's table grows by half if it is at least 3/4 full (so a
+//! growing table is 1/2 to 3/4 full: at most about 51 bytes per tracked key, 25.6 once at its
+//! cap; growing drops expired entries); otherwise, and always once at its cap, the key
+//! overwrites the entry of its two sets with the lowest TAT: an expired one if any, else the
+//! live key closest to expiry, which forgives the least debt. The price of sets is that a key can be forgotten before
+//! `max_keys` is reached (when ten keys live in its two sets at once); which sets a key may
+//! use is decided by a keyed, per-process random hash, so a client cannot aim its keys at
+//! another client's sets. Evicting a key forgets its debt, but a flood of fresh keys (TAT
+//! `now + T`) never evicts a key that owes more than one interval while a fresher key sits in
+//! its sets.
 //!
-//! An entry is 24 bytes with no allocation of its own: the key is stored as a 128-bit digest
-//! made of two independently, randomly keyed SipHash values (so the table costs at most about
-//! 57 bytes per tracked key at hashbrown's lowest load factor). Two distinct keys share a bucket
-//! only if both 64-bit halves collide, which an attacker who does not know the per-process keys
-//! cannot arrange, and which by chance happens with probability about `n / 2^128`.
+//! An entry is 24 bytes: a 16-byte tag and the TAT. Keys of at most 15 bytes (every IPv4 key,
+//! short principal ids) are stored *exactly* in the tag, so two of them never share a bucket.
+//! Longer keys are stored as a 120-bit digest made of two independently, randomly keyed
+//! SipHash values: two distinct long keys share a bucket only if both collide, which an attacker
+//! who does not know the per-process keys cannot arrange, and which by chance happens with
+//! probability about `n / 2^120`. The tag's last byte tells the two forms apart, so a short key
+//! can never share a bucket with a long one. The placement hash (which shard and sets) is a
+//! cheap keyed multiply-fold, not a PRF: it decides only where a key is looked for, never
+//! whether two keys are the same.
+//!
+//! Time is read from a TSC clock ([`quanta`], as governor does, about 8 ns under KVM against
+//! about 20 ns for `Instant::now()`), calibrated against the monotonic clock at start-up, at
+//! full nanosecond resolution: GCRA stays exact. See [`KeyedLimiter::check_now`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use spin::RelaxStrategy;
+use spin::mutex::SpinMutex;
 
 use crate::config::{Quota, RateLimitConfig};
 use crate::store::{GcraDecision, SharedStore, StoreError};
 
-/// Default number of shards: enough to keep lock contention low on a small server.
-const SHARDS: usize = 16;
+/// Slots per set: five 24-byte entries, padded to 128 bytes (two adjacent cache lines, which
+/// the hardware fetches together).
+const WAYS: usize = 5;
+
+/// Most shards (each has its own lock and its own table).
+const MAX_SHARDS: usize = 64;
+
+/// A shard's table grows (by half) only once at least 3/4 of its slots hold entries, so that a
+/// growing table stays about 1/2 to 3/4 full: at most about 51 bytes per tracked key.
+const GROW_AT: (usize, usize) = (3, 4);
+
+/// Longest key stored verbatim in a [`Tag`]; longer keys are digested.
+const INLINE_KEY_BYTES: usize = 15;
+
+/// Marker in a tag's last byte for a digested (long) key. Inline keys put `len + 1` (1..=16)
+/// there, and an empty slot has 0, so the three kinds never compare equal.
+const DIGEST_MARKER: u64 = 0xFF << 56;
 
 /// Keys longer than this are replaced by a digest (see [`normalize_key`]).
 pub const MAX_KEY_BYTES: usize = 64;
@@ -73,58 +111,184 @@ pub fn normalize_key(key: &str) -> Cow<'_, str> {
     Cow::Owned(format!("~{}", hex::encode(digest)))
 }
 
-/// A key's 128-bit digest: two 64-bit halves from two independently keyed hashers. Two `u64`s
+/// A key as stored: the key's bytes and `len + 1` for keys of at most [`INLINE_KEY_BYTES`]
+/// bytes, else a keyed 120-bit digest with [`DIGEST_MARKER`] (see the module docs). Two `u64`s
 /// rather than a `u128`, so that an entry is 24 bytes (a `u128` would align it to 32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct KeyDigest(u64, u64);
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tag(u64, u64);
 
-impl std::hash::Hash for KeyDigest {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // The second half is already a keyed, uniformly distributed hash (the first picks the
-        // shard): hand it to the table as is.
-        state.write_u64(self.1);
+/// One slot. `tat == 0` is an empty slot (every stored TAT is at least `T >= 1`); an expired
+/// entry (`tat <= now`) stays until its slot is needed, which changes no decision.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    tag: Tag,
+    tat: u64,
+}
+
+/// [`WAYS`] slots, aligned so that a set spans exactly two cache lines.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(128))]
+struct Set([Entry; WAYS]);
+
+/// Where a key may live: its shard, and a second hash that picks its two candidate sets.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    shard: usize,
+    sets: u64,
+}
+
+/// One shard's table: sets of [`WAYS`] slots. Each key has two candidate sets (two choices,
+/// as in cuckoo hashing, so sets fill evenly) and is in one of them or absent. The table
+/// grows by half, up to `max_sets`, when a new key finds no empty slot in its sets and the
+/// table is at least 3/4 full; it never shrinks and never holds tombstones: a slot only ever
+/// changes by being overwritten in place (or emptied by `purge_expired`).
+#[derive(Debug)]
+struct Table {
+    sets: Vec<Set>,
+    /// Slots holding an entry (live or expired).
+    used: usize,
+    /// Most sets this shard may have, and the usable slots in the last of them (1..=WAYS), so
+    /// that the shards' capacities sum to `max_keys` exactly.
+    max_sets: usize,
+    last_ways: usize,
+}
+
+/// A shard, aligned so that two shards' locks never share a cache line.
+///
+/// The lock is a spin lock: its release is a plain store, where `parking_lot`'s (and std's)
+/// is a second atomic read-modify-write, and on this path the two atomic instructions were
+/// most of the time of a check (each waits for all earlier memory accesses). It is held for
+/// a lookup and an update of at most two sets (tens of nanoseconds), or while a shard's table
+/// grows (at most `max_keys / 64` entries rehashed, about once per 50% growth), so waiters
+/// spin briefly and then yield their time slice (see [`SpinThenYield`]).
+#[derive(Debug)]
+#[repr(align(64))]
+struct Shard(SpinMutex<Table, SpinThenYield>);
+
+/// Contention strategy of the shard locks: spin with the CPU's pause hint, and every 64th
+/// time yield to the scheduler, so that a waiter never burns a whole time slice while the
+/// lock holder is descheduled.
+struct SpinThenYield;
+
+impl RelaxStrategy for SpinThenYield {
+    fn relax() {
+        thread_local! {
+            static SPINS: Cell<u32> = const { Cell::new(0) };
+        }
+        let spins = SPINS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if spins.is_multiple_of(64) {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
-/// Passes a [`KeyDigest`]'s hash through: hashing it again would only cost time.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl Table {
+    fn new(cap: usize) -> Self {
+        let max_sets = cap.div_ceil(WAYS).max(1);
+        let last_ways = cap.saturating_sub((max_sets - 1) * WAYS).clamp(1, WAYS);
+        Self { sets: vec![Set::default(); max_sets.min(2)], used: 0, max_sets, last_ways }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (by `KeyDigest::hash`); fold anything else in, for completeness.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+    fn capacity(&self) -> usize {
+        if self.sets.len() == self.max_sets {
+            (self.max_sets - 1) * WAYS + self.last_ways
+        } else {
+            self.sets.len() * WAYS
         }
     }
 
-    fn write_u64(&mut self, i: u64) {
-        self.0 = i;
+    /// The two candidate sets (equal when there is one set) and their usable slot counts.
+    fn candidates(&self, sets: u64) -> [(usize, usize); 2] {
+        let n = self.sets.len() as u64;
+        // Multiply-shift of each 32-bit half onto 0..n (n < 2^32: at most `max_keys / 5` sets).
+        let a = (((sets & 0xFFFF_FFFF) * n) >> 32) as usize;
+        let b = (((sets >> 32) * n) >> 32) as usize;
+        let ways = |i: usize| if i + 1 == self.max_sets { self.last_ways } else { WAYS };
+        [(a, ways(a)), (b, ways(b))]
+    }
+
+    /// The entry for `tag`, if present.
+    fn find(&mut self, tag: Tag, sets: u64) -> Option<&mut Entry> {
+        let [(a, wa), (b, wb)] = self.candidates(sets);
+        let in_a = self.sets[a].0[..wa].iter().position(|e| e.tag == tag);
+        match in_a {
+            Some(i) => Some(&mut self.sets[a].0[i]),
+            None if a != b => self.sets[b].0[..wb].iter_mut().find(|e| e.tag == tag),
+            None => None,
+        }
+    }
+
+    /// Stores a key known to be absent. It takes an empty slot of whichever candidate set has
+    /// more of them. With no empty slot in either set, the table grows if it is at least 3/4
+    /// full and may still grow (dropping expired entries); otherwise the key overwrites the
+    /// entry of the two sets with the lowest TAT: an expired one if any (which changes no
+    /// decision), else the live key closest to expiry (the least debt forgiven).
+    fn insert(&mut self, tag: Tag, sets: u64, tat: u64, now: u64, seed: &[u64; 3]) {
+        let [(a, wa), (b, wb)] = self.candidates(sets);
+        let (ia, ta, ea) = scan(&self.sets[a].0[..wa]);
+        let (ib, tb, eb) = if a == b { (ia, ta, 0) } else { scan(&self.sets[b].0[..wb]) };
+        if ea + eb == 0 && self.sets.len() < self.max_sets && self.used * GROW_AT.1 >= self.capacity() * GROW_AT.0 {
+            self.grow(now, seed);
+            return self.insert(tag, sets, tat, now, seed);
+        }
+        let (set, i, old) = if eb > ea || (ea + eb == 0 && tb < ta) { (b, ib, tb) } else { (a, ia, ta) };
+        if old == 0 {
+            self.used += 1;
+        }
+        self.sets[set].0[i] = Entry { tag, tat };
+    }
+
+    /// Rebuilds the table half as large again (at most `max_sets`), keeping only live entries.
+    fn grow(&mut self, now: u64, seed: &[u64; 3]) {
+        let n = self.sets.len();
+        let target = (n + n / 2).max(n + 1).min(self.max_sets);
+        let old = std::mem::replace(&mut self.sets, vec![Set::default(); target]);
+        self.used = 0;
+        for entry in old.iter().flat_map(|s| s.0.iter()).filter(|e| e.tat > now) {
+            self.insert(entry.tag, placement(entry.tag, seed).1, entry.tat, now, seed);
+        }
     }
 }
 
-type Shard = Mutex<HashMap<KeyDigest, u64, BuildHasherDefault<DigestHasher>>>;
+/// The index and TAT of the slot with the lowest TAT (empty, else expired, else closest to
+/// expiry; the first of equals), and how many slots are empty.
+fn scan(slots: &[Entry]) -> (usize, u64, usize) {
+    let mut best = (0, u64::MAX, 0);
+    for (i, e) in slots.iter().enumerate() {
+        if e.tat < best.1 {
+            (best.0, best.1) = (i, e.tat);
+        }
+        best.2 += usize::from(e.tat == 0);
+    }
+    best
+}
 
-/// GCRA limiter over many keys, sharded, holding at most `max_keys` keys.
+/// GCRA limiter over many keys, holding at most `max_keys` keys (see the module docs).
 ///
 /// Times are kept as `u64` nanoseconds since the limiter's creation (`epoch`), so an entry is
-/// a short key plus 8 bytes. Instants before the epoch are treated as the epoch.
+/// a tag plus 8 bytes. Instants before the epoch are treated as the epoch.
 pub struct KeyedLimiter {
     /// Emission interval `T` in nanoseconds (> 0).
     interval: u64,
     /// Burst tolerance `tau = T * (burst - 1)` in nanoseconds.
     tolerance: u64,
+    /// `check`'s time base: `std` instants are measured from here.
     epoch: Instant,
+    /// `check_now`'s time base: the TSC clock and its reading at `epoch` (the same moment to
+    /// within nanoseconds; both run on the monotonic clock's time base).
+    clock: quanta::Clock,
+    raw_epoch: u64,
     shards: Box<[Shard]>,
-    /// Capacity of each shard; the capacities sum to `max_keys` exactly.
-    caps: Box<[usize]>,
-    /// Two independently, randomly keyed SipHash instances: keys are attacker-influenced, so
-    /// neither the shard nor the bucket of a key may be predictable, and the pair makes the
-    /// 128-bit [`KeyDigest`] stored in place of the key.
+    /// Per-process random key of the placement hash: a client must not be able to choose which
+    /// shard and sets its keys share with another client's.
+    placement_seed: [u64; 3],
+    /// Two independently, randomly keyed SipHash instances for the digest of long keys.
     hashers: [RandomState; 2],
 }
 
@@ -143,21 +307,29 @@ impl KeyedLimiter {
     /// A limiter for `quota` tracking at most `max_keys` keys. Zero values (rejected by config
     /// validation) are raised to 1 rather than dividing by zero.
     pub fn new(quota: Quota, max_keys: usize) -> Self {
-        Self::with_shards(quota, max_keys, SHARDS)
-    }
-
-    /// As [`new`](Self::new) with an explicit shard count (tests use 1 for determinism).
-    pub fn with_shards(quota: Quota, max_keys: usize, shards: usize) -> Self {
         let per_minute = u64::from(quota.per_minute.max(1));
         let burst = u64::from(quota.burst.max(1));
         let interval = (60_000_000_000 / per_minute).max(1);
         let tolerance = interval.saturating_mul(burst - 1);
         let max_keys = max_keys.max(1);
-        let n = shards.clamp(1, max_keys);
-        let caps = (0..n).map(|i| max_keys / n + usize::from(i < max_keys % n)).collect();
-        let shards = (0..n).map(|_| Mutex::new(HashMap::default())).collect();
-        let hashers = [RandomState::new(), RandomState::new()];
-        Self { interval, tolerance, epoch: Instant::now(), shards, caps, hashers }
+        // At least 16 sets' worth of keys per shard, so small limiters stay one table.
+        let n = (max_keys / (16 * WAYS)).clamp(1, MAX_SHARDS);
+        let shards = (0..n).map(|i| Shard(SpinMutex::new(Table::new(max_keys / n + usize::from(i < max_keys % n)))));
+        let clock = quanta::Clock::new();
+        let (epoch, raw_epoch) = (Instant::now(), clock.raw());
+        let mut placement_seed: [u64; 3] = rand::random();
+        // Never zero: the second hash multiplies by it.
+        placement_seed[2] |= 1;
+        Self {
+            interval,
+            tolerance,
+            epoch,
+            clock,
+            raw_epoch,
+            shards: shards.collect(),
+            placement_seed,
+            hashers: [RandomState::new(), RandomState::new()],
+        }
     }
 
     /// The emission interval `T`: the steady-state spacing between admitted requests.
@@ -167,12 +339,18 @@ impl KeyedLimiter {
 
     /// Most keys tracked at once.
     pub fn max_keys(&self) -> usize {
-        self.caps.iter().sum()
+        self.shards
+            .iter()
+            .map(|s| {
+                let t = s.0.lock();
+                (t.max_sets - 1) * WAYS + t.last_ways
+            })
+            .sum()
     }
 
-    /// Keys currently tracked (including expired ones not yet dropped).
+    /// Keys currently tracked (including expired ones not yet overwritten).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.shards.iter().map(|s| s.0.lock().used).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -180,27 +358,38 @@ impl KeyedLimiter {
     }
 
     /// Checks and, when admitted, counts one request for `key` at the current time.
+    ///
+    /// The time comes from the limiter's TSC clock (a counter read and a multiply, where
+    /// `Instant::now()` is a `clock_gettime` call); where the CPU has no invariant TSC, quanta
+    /// falls back to the monotonic clock. Both run on the monotonic clock's time base, so
+    /// mixing `check_now` and [`check`](Self::check) on one limiter agrees up to the
+    /// calibration error (nanoseconds); and since GCRA takes `max(TAT, now)`, a reading a
+    /// little behind an earlier one is never more permissive than the earlier one was.
     pub fn check_now(&self, key: &str) -> Decision {
-        self.check(key, Instant::now())
+        let now = self.clock.delta_as_nanos(self.raw_epoch, self.clock.raw());
+        self.check_at(key, now)
     }
 
     /// Checks and, when admitted, counts one request for `key` at `now`.
     pub fn check(&self, key: &str, now: Instant) -> Decision {
-        let (idx, digest) = self.locate(key);
-        let now = self.nanos(now);
-        let mut map = self.shards[idx].lock();
-        if let Some(slot) = map.get_mut(&digest) {
-            let tat = (*slot).max(now);
+        self.check_at(key, self.nanos(now))
+    }
+
+    fn check_at(&self, key: &str, now: u64) -> Decision {
+        let tag = self.tag(key);
+        let place = self.place(tag);
+        let mut table = self.shards[place.shard].0.lock();
+        if let Some(entry) = table.find(tag, place.sets) {
+            let tat = entry.tat.max(now);
             let earliest = tat.saturating_sub(self.tolerance);
             if earliest > now {
                 return Decision::Deny { retry_after: Duration::from_nanos(earliest - now) };
             }
-            *slot = tat.saturating_add(self.interval);
+            entry.tat = tat.saturating_add(self.interval);
             return Decision::Allow;
         }
         // An absent key behaves as TAT = now, which is always admitted.
-        make_room(&mut map, self.caps[idx], now);
-        map.insert(digest, now.saturating_add(self.interval));
+        table.insert(tag, place.sets, now.saturating_add(self.interval), now, &self.placement_seed);
         Decision::Allow
     }
 
@@ -209,65 +398,93 @@ impl KeyedLimiter {
     /// state afterwards is equivalent to never having counted the request; under concurrency
     /// the interim is only stricter, never more permissive.
     pub fn refund(&self, key: &str) {
-        let (idx, digest) = self.locate(key);
-        if let Some(tat) = self.shards[idx].lock().get_mut(&digest) {
-            *tat = tat.saturating_sub(self.interval);
+        let tag = self.tag(key);
+        let place = self.place(tag);
+        if let Some(entry) = self.shards[place.shard].0.lock().find(tag, place.sets) {
+            // Not below 1: 0 marks an empty slot (and any TAT <= now means the same anyway).
+            entry.tat = entry.tat.saturating_sub(self.interval).max(1);
         }
     }
 
-    /// Drops every entry that no longer affects a decision. Optional housekeeping: inserts at
-    /// capacity do this on demand anyway.
+    /// Empties every slot whose entry no longer affects a decision. Optional housekeeping: the
+    /// tables do not shrink, and inserts overwrite expired entries anyway; it only makes
+    /// [`len`](Self::len) count live keys.
     pub fn purge_expired(&self, now: Instant) {
         let now = self.nanos(now);
         for shard in self.shards.iter() {
-            shard.lock().retain(|_, tat| *tat > now);
+            let mut table = shard.0.lock();
+            let mut emptied = 0;
+            for entry in table.sets.iter_mut().flat_map(|s| s.0.iter_mut()).filter(|e| e.tat != 0 && e.tat <= now) {
+                *entry = Entry::default();
+                emptied += 1;
+            }
+            table.used -= emptied;
         }
     }
 
     #[cfg(test)]
     fn contains(&self, key: &str) -> bool {
-        let (idx, digest) = self.locate(key);
-        self.shards[idx].lock().contains_key(&digest)
+        let tag = self.tag(key);
+        let place = self.place(tag);
+        self.shards[place.shard].0.lock().find(tag, place.sets).is_some_and(|e| e.tat != 0)
     }
 
     fn nanos(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The shard and the digest of `key` (normalized as [`normalize_key`] says, so that keys
-    /// keep the same identities as when they were stored verbatim).
-    fn locate(&self, key: &str) -> (usize, KeyDigest) {
+    /// The stored form of `key` (see [`Tag`]). Long keys are normalized as [`normalize_key`]
+    /// says before digesting, which bounds the hashing work for huge keys.
+    fn tag(&self, key: &str) -> Tag {
+        let bytes = key.as_bytes();
+        let n = bytes.len();
+        if n <= INLINE_KEY_BYTES {
+            // Read directly rather than through a zeroed buffer (a copy into the stack and
+            // wider reads back stalled store-to-load forwarding). Lossless: n + 1 <= 16.
+            let (lo, hi) = if n > 8 { (le_bytes(&bytes[..8]), le_bytes(&bytes[8..])) } else { (le_bytes(bytes), 0) };
+            return Tag(lo, hi | (n as u64 + 1) << 56);
+        }
         let key = normalize_key(key);
         let a = self.hashers[0].hash_one(&*key);
         let b = self.hashers[1].hash_one(&*key);
-        // Truncating the hash is fine: only its distribution matters.
-        let idx = (a as usize) % self.shards.len();
-        (idx, KeyDigest(a, b))
+        Tag(a, (b & !DIGEST_MARKER) | DIGEST_MARKER)
+    }
+
+    fn place(&self, tag: Tag) -> Place {
+        let (h, sets) = placement(tag, &self.placement_seed);
+        // The high half of a 64x64 product by the shard count is below the shard count.
+        let shard = ((u128::from(h) * self.shards.len() as u128) >> 64) as usize;
+        Place { shard, sets }
     }
 }
 
-/// Ensures one free slot in a shard at capacity: drop expired entries (free: they change no
-/// decision) and, only if the shard is all live keys, evict the one closest to expiry. One pass
-/// over the shard, and only when it is full.
-fn make_room(map: &mut HashMap<KeyDigest, u64, BuildHasherDefault<DigestHasher>>, cap: usize, now: u64) {
-    if map.len() < cap {
-        return;
+/// A keyed multiply-fold of the tag (its high bits pick the shard) and a second hash of that
+/// (its two 32-bit halves pick the two candidate sets within the shard's table).
+fn placement(tag: Tag, seed: &[u64; 3]) -> (u64, u64) {
+    let h = fold_mul(tag.0 ^ seed[0], tag.1 ^ seed[1]);
+    (h, fold_mul(h, seed[2]))
+}
+
+/// Up to 8 bytes as a little-endian integer (missing high bytes zero), by at most two
+/// overlapping reads: the overlapping bytes land on the same positions, so OR is exact.
+fn le_bytes(b: &[u8]) -> u64 {
+    let n = b.len();
+    if n >= 4 {
+        let lo = u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let hi = u64::from(u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]));
+        lo | hi << (8 * (n - 4))
+    } else if n > 0 {
+        u64::from(b[0]) | u64::from(b[n / 2]) << (8 * (n / 2)) | u64::from(b[n - 1]) << (8 * (n - 1))
+    } else {
+        0
     }
-    let mut oldest: Option<(u64, KeyDigest)> = None;
-    map.retain(|k, tat| {
-        if *tat <= now {
-            return false;
-        }
-        if oldest.is_none_or(|(t, _)| *tat < t) {
-            oldest = Some((*tat, *k));
-        }
-        true
-    });
-    if map.len() >= cap
-        && let Some((_, k)) = oldest
-    {
-        map.remove(&k);
-    }
+}
+
+/// The 128-bit product of `a` and `b`, its halves XORed: every output bit depends on every
+/// input bit of both factors (the folded multiply of foldhash and wyhash).
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// A rate-limit layer, for errors, metrics and the audit log.
@@ -633,8 +850,8 @@ mod tests {
 
     #[test]
     fn eviction_drops_expired_before_live_keys() {
-        // One shard of 4 so that placement is deterministic. T = 60 s, burst 1.
-        let l = KeyedLimiter::with_shards(quota(1, 1), 4, 1);
+        // One set of 4 slots, so that placement is deterministic. T = 60 s, burst 1.
+        let l = KeyedLimiter::new(quota(1, 1), 4);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         for k in ["a", "b", "c"] {
@@ -675,6 +892,72 @@ mod tests {
         assert!(!l.check(&long, t0).is_allowed());
         // A short key spelled like the digest is a different bucket.
         assert!(l.check(&n[1..], t0).is_allowed());
+    }
+
+    #[test]
+    fn tables_grow_to_keep_live_keys() {
+        // 5,000 live keys (burst 1, T = 1 s) in a limiter for 10,000: the tables grow from two
+        // sets per shard and keep (nearly) every key; a key still tracked is denied.
+        let l = KeyedLimiter::new(quota(60, 1), 10_000);
+        let t0 = Instant::now();
+        for i in 0..5_000 {
+            assert!(l.check(&format!("k{i}"), t0).is_allowed());
+        }
+        let denied = (0..5_000).filter(|i| !l.check(&format!("k{i}"), t0).is_allowed()).count();
+        assert!(denied >= 4_950, "only {denied} of 5000 live keys still tracked");
+        assert!(l.len() <= l.max_keys());
+    }
+
+    #[test]
+    fn a_flood_of_fresh_keys_does_not_evict_a_key_in_debt() {
+        let l = KeyedLimiter::new(quota(60, 5), 1_000);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert!(l.check("victim", t0).is_allowed());
+        }
+        // Twenty times the capacity in fresh keys (TAT t0 + 1 s, below the victim's t0 + 5 s).
+        for i in 0..20_000 {
+            assert!(l.check(&format!("flood-{i}"), t0).is_allowed());
+        }
+        assert!(l.len() <= 1_000);
+        assert!(!l.check("victim", t0).is_allowed());
+        assert!(l.check("victim", t0 + Duration::from_secs(1)).is_allowed());
+    }
+
+    #[test]
+    fn concurrent_checks_of_one_key_admit_exactly_the_burst() {
+        let l = KeyedLimiter::new(quota(1, 1_000), 100);
+        let t0 = Instant::now();
+        let admitted = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1_000 {
+                        if l.check("shared", t0).is_allowed() {
+                            admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(admitted.into_inner(), 1_000);
+    }
+
+    #[test]
+    fn inline_tags_are_the_key_bytes_and_length() {
+        let l = KeyedLimiter::new(quota(60, 1), 10);
+        let key = "0123456789abcde";
+        for n in 0..=INLINE_KEY_BYTES {
+            let mut want = [0u8; 16];
+            want[..n].copy_from_slice(&key.as_bytes()[..n]);
+            want[15] = n as u8 + 1;
+            let tag = l.tag(&key[..n]);
+            let mut got = [0u8; 16];
+            got[..8].copy_from_slice(&tag.0.to_le_bytes());
+            got[8..].copy_from_slice(&tag.1.to_le_bytes());
+            assert_eq!(got, want, "length {n}");
+        }
+        assert_eq!(l.tag(&"x".repeat(16)).1 >> 56, 0xFF);
     }
 
     #[test]
