@@ -236,7 +236,7 @@ fn fuzz_failure(e: mcproof::fuzz::cli::CliError) -> Failure {
 
 /// The target named on the command line (one parser for `scan`, `baseline` and `fuzz`).
 fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
-    let conn = mcproof::fuzz::cli::ConnArgs {
+    let conn = mcproof::target::ConnArgs {
         headers: args.headers.clone(),
         bearer: args.bearer.clone(),
         api_key: args.api_key.clone(),
@@ -248,9 +248,7 @@ fn target_of(args: &ScanArgs) -> anyhow::Result<Option<Target>> {
         startup_timeout: args.startup_timeout,
         timeout: args.timeout,
     };
-    mcproof::fuzz::cli::target_of(args.target.as_deref(), &args.command, &conn).map_err(|e| match e {
-        mcproof::fuzz::cli::CliError::Usage(m) | mcproof::fuzz::cli::CliError::Unreachable(m) => anyhow!(m),
-    })
+    Ok(Target::from_args(args.target.as_deref(), &args.command, &conn)?)
 }
 
 async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Result<ExitCode, Failure> {

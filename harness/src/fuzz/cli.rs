@@ -14,7 +14,7 @@ use serde_json::json;
 use super::exec::{ExecError, Executor};
 use super::{FuzzOptions, Progress, Reproducer};
 use crate::report::{Format, render, rfc3339};
-use crate::target::{HttpTarget, StdioTarget, Target};
+use crate::target::{ConnArgs, HttpTarget, Target, TargetArgError};
 
 /// How a command failed, mapped by the binary to exit codes 2 and 3.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,12 @@ pub enum CliError {
     Unreachable(String),
 }
 
+impl From<TargetArgError> for CliError {
+    fn from(e: TargetArgError) -> Self {
+        CliError::Usage(e.to_string())
+    }
+}
+
 impl From<ExecError> for CliError {
     fn from(e: ExecError) -> Self {
         match e {
@@ -32,41 +38,6 @@ impl From<ExecError> for CliError {
             _ => CliError::Unreachable(e.to_string()),
         }
     }
-}
-
-/// How to reach the target (the subset of `scan`'s options that applies to fuzzing).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConnArgs {
-    /// Extra HTTP header `Name: value`; repeatable.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Bearer token sent as `Authorization: Bearer …` (prefer the environment variable).
-    #[arg(long, env = "MCPROOF_BEARER", hide_env_values = true, value_name = "TOKEN")]
-    pub bearer: Option<String>,
-    /// API key sent as `X-API-Key` (prefer the environment variable).
-    #[arg(long, env = "MCPROOF_API_KEY", hide_env_values = true, value_name = "KEY")]
-    pub api_key: Option<String>,
-    /// PEM file with a client certificate and key (mutual TLS).
-    #[arg(long, value_name = "FILE")]
-    pub client_cert: Option<PathBuf>,
-    /// PEM file with an extra CA certificate to trust.
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Accept any TLS certificate (verification is on by default).
-    #[arg(long)]
-    pub insecure_tls: bool,
-    /// Environment variable `NAME=VALUE` for a stdio server; repeatable.
-    #[arg(long = "env", value_name = "NAME=VALUE")]
-    pub env: Vec<String>,
-    /// Working directory for a stdio server.
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
-    /// Seconds a stdio server may take to answer `initialize`.
-    #[arg(long, default_value_t = 20, value_name = "SECS")]
-    pub startup_timeout: u64,
-    /// Seconds a request may go unanswered before it counts as a hang.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
-    pub timeout: u64,
 }
 
 /// `mcproof fuzz`.
@@ -132,66 +103,9 @@ pub struct ReplayArgs {
     pub quiet: bool,
 }
 
-/// The target named on the command line, if any.
-pub fn target_of(url: Option<&str>, command: &[String], conn: &ConnArgs) -> Result<Option<Target>, CliError> {
-    let usage = |m: String| CliError::Usage(m);
-    let mut headers = Vec::new();
-    for h in &conn.headers {
-        let (name, value) = h.split_once(':').ok_or_else(|| usage("--header expects `Name: value`".into()))?;
-        let (name, value) = (name.trim(), value.trim());
-        if name.is_empty() || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(usage(format!("--header: `{name}` is not a valid header name")));
-        }
-        if http::HeaderValue::from_str(value).is_err() {
-            return Err(usage(format!("--header: the value of `{name}` is not a valid header value")));
-        }
-        headers.push((name.to_owned(), value.to_owned()));
-    }
-    for (flag, secret) in [("--bearer", &conn.bearer), ("--api-key", &conn.api_key)] {
-        if secret.as_deref().is_some_and(|s| http::HeaderValue::from_str(&format!("Bearer {s}")).is_err()) {
-            return Err(usage(format!("{flag}: the value is not a valid header value")));
-        }
-    }
-    match (url, command.is_empty()) {
-        (Some(_), false) => Err(usage("give either a URL or a command after `--`, not both".into())),
-        (None, true) => Ok(None),
-        (None, false) => {
-            let mut env = Vec::new();
-            for pair in &conn.env {
-                let (k, v) =
-                    pair.split_once('=').ok_or_else(|| usage(format!("--env expects NAME=VALUE, got `{pair}`")))?;
-                env.push((k.to_owned(), v.to_owned()));
-            }
-            Ok(Some(Target::Stdio(StdioTarget {
-                command: command[0].clone(),
-                args: command[1..].to_vec(),
-                env,
-                cwd: conn.cwd.clone(),
-                startup_timeout: Duration::from_secs(conn.startup_timeout),
-            })))
-        }
-        (Some(url), true) => {
-            let parsed = url::Url::parse(url).map_err(|e| usage(format!("`{url}` is not a URL: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(usage(
-                    "the target URL must be http:// or https:// (for stdio servers put the command after `--`)".into(),
-                ));
-            }
-            let mut target = HttpTarget::new(parsed);
-            target.headers = headers;
-            target.bearer = conn.bearer.clone();
-            target.api_key = conn.api_key.clone();
-            target.client_cert = conn.client_cert.clone();
-            target.ca_cert = conn.ca_cert.clone();
-            target.insecure_tls = conn.insecure_tls;
-            Ok(Some(Target::Http(target)))
-        }
-    }
-}
-
 /// Runs `mcproof fuzz`; returns the exit code (0 or 1).
 pub async fn fuzz(args: FuzzArgs) -> Result<u8, CliError> {
-    let explicit = target_of(args.target.as_deref(), &args.command, &args.conn)?;
+    let explicit = Target::from_args(args.target.as_deref(), &args.command, &args.conn)?;
     for (_, path) in &args.reports {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.is_dir()
@@ -326,15 +240,15 @@ pub async fn fuzz(args: FuzzArgs) -> Result<u8, CliError> {
 /// Runs `mcproof replay`; returns 1 if the failure reproduces, 0 if not.
 pub async fn replay(args: ReplayArgs) -> Result<u8, CliError> {
     let reproducer = Reproducer::load(&args.file).map_err(|e| CliError::Usage(e.to_string()))?;
-    let target = match target_of(args.target.as_deref(), &args.command, &args.conn)? {
+    let target = match Target::from_args(args.target.as_deref(), &args.command, &args.conn)? {
         Some(t) => t,
         None => {
             let recorded = reproducer.found_against.clone();
             match reproducer.transport {
-                crate::check::Transport::Http => target_of(Some(&recorded), &[], &args.conn)?,
+                crate::check::Transport::Http => Target::from_args(Some(&recorded), &[], &args.conn)?,
                 crate::check::Transport::Stdio => {
                     let words: Vec<String> = recorded.split_whitespace().map(str::to_owned).collect();
-                    target_of(None, &words, &args.conn)?
+                    Target::from_args(None, &words, &args.conn)?
                 }
             }
             .ok_or_else(|| CliError::Usage("the reproducer names no target; give one".into()))?
