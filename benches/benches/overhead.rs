@@ -8,6 +8,12 @@
 //! - `public_http`: policy `public` (no credential, no scope decision); the Host/Origin guards,
 //!   rate limits (huge quotas: checked, never hit), JSON-RPC parsing, schema validation, output
 //!   sanitization and the hash-chained audit record (tracing sink, no subscriber) still run.
+//! - `no_security_http`: the same axum app and the same tool with every security control off
+//!   (`Faults::all_security_off`, feature `bench-insecure`, enabled only for the benches): no
+//!   authentication or scope decision, no rate limits, no Host/Origin guards or security
+//!   headers, no schema validation, no output sanitization, no audit. What is left is the
+//!   transport any server needs (body size and JSON depth limits, request timeout, JSON-RPC
+//!   parsing, sessions). `secure_http/cached_token` minus this case is what security adds.
 //! - `handle_request`: `McpServer::handle_request` without HTTP (rate limits, validation,
 //!   sanitization and audit still run).
 //! - `tool_call`: the tool's own `Tool::call` on already-parsed arguments: the handler with no
@@ -138,17 +144,31 @@ fn overhead(c: &mut Criterion) {
         credential: None,
         session: None,
     };
+    let mut insecure_config = config(AuthPolicy::Public, dir.path());
+    insecure_config.faults = mcproof_server::faults::Faults::all_security_off();
+    let insecure_server = McpServer::new(insecure_config).unwrap_or_else(|e| panic!("server: {e}"));
+    let mut insecure =
+        Client { router: mcproof_server::http::app(insecure_server, bound, false), credential: None, session: None };
     rt.block_on(async {
         with_token.open().await;
         with_key.open().await;
         public.open().await;
+        insecure.open().await;
+        // The switch really is off in one and on in the other: security headers are the visible sign.
+        let (_, headers, _) = insecure.post(TOOLS_CALL).await;
+        assert!(!headers.contains_key("x-content-type-options"), "the no-security app still sends security headers");
+        let (_, headers, _) = with_token.post(TOOLS_CALL).await;
+        assert!(headers.contains_key("x-content-type-options"), "the secure app sends no security headers");
     });
 
     let mut group = c.benchmark_group("overhead/tools_call");
     group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
-    for (label, client) in
-        [("secure_http/cached_token", &with_token), ("secure_http/api_key", &with_key), ("public_http", &public)]
-    {
+    for (label, client) in [
+        ("secure_http/cached_token", &with_token),
+        ("secure_http/api_key", &with_key),
+        ("public_http", &public),
+        ("no_security_http", &insecure),
+    ] {
         group.bench_function(label, |b| b.iter(|| rt.block_on(async { black_box(client.post(TOOLS_CALL).await) })));
     }
 

@@ -4,6 +4,10 @@
 //! They exist only with the `faults` cargo feature. Without it [`Faults::is_on`] is a constant
 //! `false` that the compiler removes, and no flag, file key or environment variable can turn
 //! a fault on: release builds cannot be weakened by configuration.
+//!
+//! The `bench-insecure` feature adds one more switch, [`Faults::all_security_off`], that turns
+//! every security control off at once: the no-security contender of the overhead benchmark.
+//! Only the benches enable that feature (as a dev-dependency), and only Rust code can set it.
 
 /// Every fault name with the one control it disables.
 pub const KNOWN: &[(&str, &str)] = &[
@@ -64,6 +68,8 @@ pub const KNOWN: &[(&str, &str)] = &[
 pub struct Faults {
     #[cfg(feature = "faults")]
     on: std::collections::BTreeSet<&'static str>,
+    #[cfg(feature = "bench-insecure")]
+    security_off: bool,
 }
 
 /// A fault name that does not exist (or faults are not compiled in).
@@ -91,6 +97,30 @@ impl Faults {
         }
     }
 
+    /// Whether every security control is off (see [`all_security_off`](Self::all_security_off)).
+    /// A constant `false` without the `bench-insecure` feature.
+    #[inline(always)]
+    pub fn security_off(&self) -> bool {
+        #[cfg(feature = "bench-insecure")]
+        {
+            self.security_off
+        }
+        #[cfg(not(feature = "bench-insecure"))]
+        {
+            false
+        }
+    }
+
+    /// No security at all, to measure what security costs: no authentication or scope
+    /// decisions, no rate limits, no Host/Origin guards or security headers, no schema
+    /// validation, no output sanitization, no audit of tool calls. Transport limits (body size,
+    /// JSON depth, request timeout) stay, as any server needs them to parse a request.
+    #[cfg(feature = "bench-insecure")]
+    pub fn all_security_off() -> Self {
+        #[allow(clippy::needless_update, reason = "the `faults` feature adds a field")]
+        Self { security_off: true, ..Self::default() }
+    }
+
     /// The faults named, validated against [`KNOWN`].
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Self, FaultError> {
         #[cfg(feature = "faults")]
@@ -101,7 +131,8 @@ impl Faults {
                 let known = KNOWN.iter().find(|(n, _)| *n == name).ok_or_else(|| FaultError::Unknown(name.into()))?;
                 on.insert(known.0);
             }
-            Ok(Self { on })
+            #[allow(clippy::needless_update, reason = "the `bench-insecure` feature adds a field")]
+            Ok(Self { on, ..Self::default() })
         }
         #[cfg(not(feature = "faults"))]
         {
@@ -112,11 +143,28 @@ impl Faults {
     pub fn is_empty(&self) -> bool {
         #[cfg(feature = "faults")]
         {
-            self.on.is_empty()
+            self.on.is_empty() && !self.security_off()
         }
         #[cfg(not(feature = "faults"))]
         {
-            true
+            !self.security_off()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    #[test]
+    fn security_is_on_unless_switched_off_in_code() {
+        assert!(!Faults::default().security_off());
+        assert!(Faults::default().is_empty());
+        #[cfg(feature = "bench-insecure")]
+        {
+            let off = Faults::all_security_off();
+            assert!(off.security_off());
+            assert!(!off.is_empty());
         }
     }
 }

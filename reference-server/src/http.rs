@@ -96,10 +96,16 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
     ));
     let state = AppState { server, origins, tls, auth, resource_metadata };
     let mcp_method = MethodRouter::new().post(post_mcp).get(get_mcp).delete(delete_mcp).fallback(method_not_allowed);
-    let mcp = Router::new()
-        .route("/mcp", mcp_method)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::check_origin));
+    // Only the overhead benchmark's no-security contender (feature `bench-insecure`) leaves out
+    // authentication, the Host/Origin guards, the IP rate limit and the security headers.
+    let insecure = config.faults.security_off();
+    let mcp = Router::new().route("/mcp", mcp_method);
+    let mcp = if insecure {
+        mcp.layer(middleware::from_fn(no_authentication))
+    } else {
+        mcp.layer(middleware::from_fn_with_state(state.clone(), authenticate))
+            .layer(middleware::from_fn_with_state(state.clone(), guard::check_origin))
+    };
     let mut router: Router = Router::new()
         .merge(mcp)
         .route("/.well-known/oauth-protected-resource", get(resource_metadata_document))
@@ -109,15 +115,25 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
     if let Some(oauth) = oauth {
         router = router.merge(crate::oauth::router(oauth));
     }
-    router
-        .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
-        .layer(middleware::from_fn_with_state(state.clone(), guard::check_host))
+    if !insecure {
+        router = router
+            .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
+            .layer(middleware::from_fn_with_state(state.clone(), guard::check_host));
+    }
+    router = router
         .layer(middleware::from_fn(move |req: Request, next: Next| timeout(request_timeout, req, next)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
             generic_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-        }))
-        .layer(middleware::from_fn_with_state(state, guard::security_headers))
+        }));
+    if insecure { router } else { router.layer(middleware::from_fn_with_state(state, guard::security_headers)) }
+}
+
+/// With every security control off (`bench-insecure`): each request is the anonymous caller of
+/// the `public` policy, and nothing is checked.
+async fn no_authentication(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(Caller::unauthenticated_owner());
+    next.run(req).await
 }
 
 /// The built-in authorization server (when enforcement is on and it is enabled) and the
@@ -178,6 +194,9 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
 
 /// The scope decision for every request in a body (all must be allowed).
 fn authorize_incoming(state: &AppState, caller: &Caller, incoming: &Incoming) -> Result<(), Refusal> {
+    if state.server.config().faults.security_off() {
+        return Ok(());
+    }
     let decide = |message: &Message| {
         let (method, tool) = match message {
             Message::Request(r) => {
@@ -208,6 +227,9 @@ fn authorize_incoming(state: &AppState, caller: &Caller, incoming: &Incoming) ->
 /// a credential only under `public-tier`), so a session is never a substitute for a credential.
 #[allow(clippy::result_large_err, reason = "the error is the HTTP response itself, built only on the refusal path")]
 fn authorize_transport(state: &AppState, caller: &Caller, method: &str) -> Result<(), Response> {
+    if state.server.config().faults.security_off() {
+        return Ok(());
+    }
     match state.auth.authorize(caller, &Action { method, tool_tier: None, read_only: true }) {
         Decision::Allow => Ok(()),
         denied => Err(refuse(state, caller, &Refusal::Denied(denied))),
@@ -412,6 +434,9 @@ async fn session_for(
         tracing::debug!(header = %v, negotiated = %session.protocol_version, "protocol version header differs from the session");
     }
     let version = session.protocol_version;
+    if state.server.config().faults.security_off() {
+        return Ok((session, version));
+    }
     match state.server.rate_limits().admit_session(&session.id).await {
         Ok(()) => Ok((session, version)),
         Err(RateError::Limited(limited)) => {

@@ -551,10 +551,13 @@ impl McpServer {
             return Handled::err(id, &ErrorObject::invalid_params("Unknown tool"));
         };
         let tool_name = tool.spec().name.clone();
-        let arg_names: Vec<String> = args.keys().map(|k| truncate(k, 64)).collect();
+        // Only the overhead benchmark's no-security contender (feature `bench-insecure`) skips
+        // the rate limits, validation, audit and sanitization below; a constant `false` otherwise.
+        let insecure = self.inner.config.faults.security_off();
+        let arg_names: Vec<String> = if insecure { Vec::new() } else { args.keys().map(|k| truncate(k, 64)).collect() };
         let label = session_label(&session.id);
 
-        match self.inner.rate_limits.admit_call(&principal.id, &tool_name).await {
+        match if insecure { Ok(()) } else { self.inner.rate_limits.admit_call(&principal.id, &tool_name).await } {
             Ok(()) => {}
             Err(RateError::Limited(limited)) => {
                 self.audit_limited(&limited, &format!("{}|{}", principal.id, tool_name));
@@ -579,7 +582,7 @@ impl McpServer {
         }
 
         let instance = Value::Object(args);
-        if let Err(problems) = validator.validate(&instance) {
+        if !insecure && let Err(problems) = validator.validate(&instance) {
             self.inner.audit.record(AuditEvent::ValidationFailed {
                 session: Some(label),
                 principal: principal.id.clone(),
@@ -631,6 +634,9 @@ impl McpServer {
             && let Some(Value::Object(s)) = output.structured.as_mut()
         {
             s.insert("count".into(), json!("many"));
+        }
+        if insecure {
+            return Handled::ok(id, unsanitized_result(output));
         }
         self.inner.audit.record(AuditEvent::ToolCall {
             session: Some(session_label(&session.id)),
@@ -691,6 +697,15 @@ pub fn output_to_result(output: ToolOutput) -> Value {
     let mut result = json!({ "content": content, "isError": output.is_error });
     if let Some(structured) = output.structured {
         result["structuredContent"] = sanitize_strings(structured);
+    }
+    result
+}
+
+/// The same `CallToolResult` without the sanitizer: for the no-security contender only.
+fn unsanitized_result(output: ToolOutput) -> Value {
+    let mut result = json!({ "content": output.content, "isError": output.is_error });
+    if let Some(structured) = output.structured {
+        result["structuredContent"] = structured;
     }
     result
 }
