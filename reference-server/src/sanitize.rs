@@ -403,13 +403,17 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// before; returns the text (borrowed when nothing changed) and the number of redactions.
 ///
 /// `keywords` is [`keyword_mask`] of `text`. The gates are necessary conditions for a match,
-/// so skipping a closed one changes nothing; after a rule changes the text, the gates of the
-/// rules after it are computed again on the new text.
+/// so skipping a closed one changes nothing. After a rule changes the text, the gates of the
+/// rules after it are brought up to date: a literal that occurs in the new text either occurred
+/// in the old one or overlaps a replacement, so the literal bits are the old ones plus those
+/// found around each replacement; the other gates are computed again.
 fn redact(text: Cow<'_, str>, keywords: u32) -> (Cow<'_, str>, usize) {
     let mut current = text;
     let mut count = 0;
     let mut keywords = Some(keywords);
     let mut digits: Option<DigitFacts> = None;
+    // Byte ranges of the replacements of the current rule, in the text it produces.
+    let mut replaced_at: Vec<(usize, usize)> = Vec::new();
     for rule in RULES.iter() {
         let open = match rule.gate {
             Gate::Keyword(bit) => *keywords.get_or_insert_with(|| keyword_mask(&current)) & bit != 0,
@@ -419,23 +423,44 @@ fn redact(text: Cow<'_, str>, keywords: u32) -> (Cow<'_, str>, usize) {
         if !open {
             continue;
         }
-        let replaced = rule.re.replace_all(&current, |caps: &Captures<'_>| match (rule.apply)(caps) {
-            Some(replacement) => {
-                count += 1;
-                replacement
+        replaced_at.clear();
+        // Output length minus input length so far, to place replacements in the new text.
+        let mut shift: isize = 0;
+        let replaced = rule.re.replace_all(&current, |caps: &Captures<'_>| {
+            let whole = caps.get(0).map_or((0, 0), |m| (m.start(), m.len()));
+            match (rule.apply)(caps) {
+                Some(replacement) => {
+                    count += 1;
+                    let start = whole.0.saturating_add_signed(shift);
+                    replaced_at.push((start, start + replacement.len()));
+                    shift += isize::try_from(replacement.len()).unwrap_or(0) - isize::try_from(whole.1).unwrap_or(0);
+                    replacement
+                }
+                None => caps.get(0).map_or_else(String::new, |m| m.as_str().to_owned()),
             }
-            None => caps.get(0).map_or_else(String::new, |m| m.as_str().to_owned()),
         });
         if let Cow::Owned(replaced) = replaced
             && replaced != *current
         {
             current = Cow::Owned(replaced);
-            keywords = None;
+            keywords = keywords.map(|old| {
+                let bytes = current.as_bytes();
+                let around = replaced_at.iter().fold(0, |bits, &(start, end)| {
+                    let window =
+                        start.saturating_sub(MAX_LITERAL_LEN - 1)..(end + MAX_LITERAL_LEN - 1).min(bytes.len());
+                    bits | short_literal_bits(bytes.get(window).unwrap_or_default())
+                });
+                let assigned = if folds_onto_ascii(&current) || assignment_possible(bytes) { ASSIGNED } else { 0 };
+                (old & !ASSIGNED) | around | assigned
+            });
             digits = None;
         }
     }
     (current, count)
 }
+
+/// The longest literal of [`CASE_SENSITIVE`] and [`CASE_INSENSITIVE`] (checked by a test).
+const MAX_LITERAL_LEN: usize = 8;
 
 /// When a rule's regex can match at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,7 +618,7 @@ fn literal_bits(
 fn keyword_mask(text: &str) -> u32 {
     let bytes = text.as_bytes();
     let mut mask = if bytes.len() < SHORT_TEXT { short_literal_bits(bytes) } else { literal_bits_simd(bytes) };
-    if !text.is_ascii() && (text.contains('\u{212A}') || text.contains('\u{017F}')) {
+    if folds_onto_ascii(text) {
         return mask | BEARER | BASIC | ASSIGNED | INJECTION;
     }
     if mask & INJECTION == 0 && memchr::memchr_iter(b'<', bytes).any(|i| matches!(bytes.get(i + 1), Some(b'|' | b'<')))
@@ -604,6 +629,12 @@ fn keyword_mask(text: &str) -> u32 {
         mask |= ASSIGNED;
     }
     mask
+}
+
+/// Whether `text` holds a character that Unicode case folding matches with an ASCII letter
+/// (the Kelvin sign and the long s), which the ASCII-only literal scans would miss.
+fn folds_onto_ascii(text: &str) -> bool {
+    !text.is_ascii() && (text.contains('\u{212A}') || text.contains('\u{017F}'))
 }
 
 /// Whether the occurrence of case-insensitive literal `index` at `start` counts: `secret` counts
@@ -1390,6 +1421,12 @@ mod tests {
             let in_tables = CASE_SENSITIVE.iter().chain(CASE_INSENSITIVE).any(|(_, b)| b & bit != 0);
             assert!(in_tables || bit == ASSIGNED, "no literal opens gate {bit:#b}");
         }
+    }
+
+    #[test]
+    fn max_literal_len_is_the_longest_literal() {
+        let longest = CASE_SENSITIVE.iter().chain(CASE_INSENSITIVE).map(|(l, _)| l.len()).max();
+        assert_eq!(longest, Some(MAX_LITERAL_LEN));
     }
 
     #[test]
