@@ -242,10 +242,12 @@ impl Table {
             return self.insert(tag, sets, tat, now, seed);
         }
         let (set, i, old) = if eb > ea || (full && tb < ta) { (b, ib, tb) } else { (a, ia, ta) };
-        if full && old > now && self.relocate_into(a, wa, tag, tat, seed) {
+        // A move needs an empty slot somewhere: none once every slot is used (a flood at the cap).
+        let movable = full && old > now && self.used < self.capacity();
+        if movable && self.relocate_into(a, wa, tag, tat, seed) {
             return;
         }
-        if full && old > now && a != b && self.relocate_into(b, wb, tag, tat, seed) {
+        if movable && a != b && self.relocate_into(b, wb, tag, tat, seed) {
             return;
         }
         if old == 0 {
