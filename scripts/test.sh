@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: format, lints, the cargo test suites, and the
-# official MCP conformance suite against the reference server. Safe to re-run.
+# official MCP conformance suite against the reference server, and a smoke run of every fuzz target.
+# Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,6 @@ cargo test --workspace --locked
 
 step "official MCP conformance suite"
 scripts/conformance.sh
+
+step "fuzz smoke run: every cargo-fuzz target for 10 s (nightly toolchain; cargo-fuzz installed if missing)"
+fuzz/nightly.sh --smoke

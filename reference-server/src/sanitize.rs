@@ -806,6 +806,12 @@ fn digit_facts(bytes: &[u8]) -> DigitFacts {
 
 /// Prompt-injection markers: a label (which itself matches none of the patterns, so a warning
 /// naming it is not flagged again) and a case-insensitive pattern.
+///
+/// No pattern uses `\b`: a Unicode word boundary stops regex's lazy DFA at the first non-ASCII
+/// byte and sends the whole set to the PikeVM, which took seconds on a 70,000-character output
+/// with one U+FFFD in it (found by the `sanitize` fuzz target as a timeout). Where a boundary is
+/// needed it is spelled `(?:^|\W)` / `(?:\W|$)`, which matches exactly where the `\b` form
+/// matches, because only whether a pattern matches is used (`word_boundaries_are_spelled_out`).
 const INJECTION_MARKERS: &[(&str, &str)] = &[
     (
         "ignore-previous-instructions",
@@ -820,9 +826,9 @@ const INJECTION_MARKERS: &[(&str, &str)] = &[
         "forget-instructions",
         r"forget\s+(?:all\s+)?(?:your|previous|prior|the\s+above)\s+(?:instructions|rules|prompts?)",
     ),
-    ("role-reassignment", r"\byou\s+are\s+now\b"),
+    ("role-reassignment", r"(?:^|\W)you\s+are\s+now(?:\W|$)"),
     ("system-prompt-reference", r"system\s+prompt"),
-    ("new-instructions", r"\bnew\s+instructions\s*:"),
+    ("new-instructions", r"(?:^|\W)new\s+instructions\s*:"),
     ("chat-template-token", r"<\|(?:im_start|im_end|endoftext|system|user|assistant)\|>"),
     ("inst-tag", r"\[/?INST\]|<<\s*/?SYS\s*>>"),
     ("important-tag", r"</?\s*important\s*>"),
@@ -956,6 +962,36 @@ mod tests {
 
     fn assert_no_stripped(text: &str) {
         assert!(!text.chars().any(is_stripped), "stripped char left in {text:?}");
+    }
+
+    /// The boundary-free spellings match exactly where the `\b` originals match, on inputs that
+    /// put ASCII and non-ASCII word and non-word characters (and nothing) on either side.
+    #[test]
+    fn word_boundaries_are_spelled_out() {
+        let pairs =
+            [(r"(?i)\byou\s+are\s+now\b", "role-reassignment"), (r"(?i)\bnew\s+instructions\s*:", "new-instructions")];
+        let sides = ["", " ", "a", "_", "7", "é", "ß", "Ω", "\u{FFFD}", "-", "\n", "\u{00A0}", "日"];
+        let cores = ["you are now", "YOU\tare  NOW", "new instructions:", "New Instructions :"];
+        let mut checked = 0;
+        for (with_b, label) in pairs {
+            let original = Regex::new(with_b).unwrap_or_else(|e| panic!("{e}"));
+            let spelled = INJECTION_MARKERS.iter().find(|(l, _)| *l == label).map(|(_, p)| *p);
+            let spelled = Regex::new(&format!("(?i){}", spelled.unwrap_or_else(|| panic!("{label} is gone"))))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!spelled.as_str().contains("\\b"), "{label} uses \\b again");
+            for before in sides {
+                for core in cores {
+                    for after in sides {
+                        let text = format!("x{before}{core}{after}");
+                        for t in [text.as_str(), &text[1..]] {
+                            assert_eq!(original.is_match(t), spelled.is_match(t), "{label} on {t:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 13 * 4 * 13 * 2);
     }
 
     #[test]

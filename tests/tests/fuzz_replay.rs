@@ -104,6 +104,23 @@ fn sse_cr_at_line_cut_is_split_invariant() {
     assert!(outcome.is_ok(), "the SSE parser must parse a cut line the same whatever the chunking");
 }
 
+/// Found by the `sanitize` target (smoke run, unoptimized build) as a timeout: a 44-byte input
+/// that the target repeats to 70,000 characters — chat-template tokens, "system", and one
+/// U+FFFD. Root cause: two injection patterns used a Unicode `\b`, which stops regex's lazy DFA
+/// at the first non-ASCII byte, so the whole marker set ran on the PikeVM (68 s for this input
+/// in the unoptimized ASan build, 1.9 s after the fix: a CPU cost a hostile tool output could
+/// choose). Fixed by
+/// spelling the boundaries as `(?:^|\W)` / `(?:\W|$)` (same matches; the unit test
+/// `sanitize::tests::word_boundaries_are_spelled_out` checks both). The replay checks the
+/// sanitizer's invariants on the input; its speed is the fuzz smoke run's and the benches' job.
+#[test]
+fn sanitize_long_non_ascii_injection_text_keeps_invariants() {
+    let path = corpus().join("sanitize/regressions/injection-markers-long-non-ascii");
+    let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let outcome = catch_unwind(|| mcproof_server::fuzzing::sanitize(&input));
+    assert!(outcome.is_ok(), "the sanitizer's invariants must hold on long marker-laden non-ASCII text");
+}
+
 #[test]
 fn the_fuzz_manifest_lists_exactly_these_targets() {
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/Cargo.toml"))
