@@ -50,9 +50,20 @@ use guard::OriginPolicy;
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
 
-/// Shared state of the HTTP transport.
+/// Shared state of the HTTP transport. Every middleware layer and handler takes a clone per
+/// request, so it is one `Arc` (one reference count) rather than a bundle of them.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct AppStateInner {
     pub server: McpServer,
     pub origins: Arc<OriginPolicy>,
     pub tls: bool,
@@ -94,17 +105,18 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
         server.store().clone(),
         resource_metadata_url,
     ));
-    let state = AppState { server, origins, tls, auth, resource_metadata };
+    let state = AppState(Arc::new(AppStateInner { server, origins, tls, auth, resource_metadata }));
     let mcp_method = MethodRouter::new().post(post_mcp).get(get_mcp).delete(delete_mcp).fallback(method_not_allowed);
     // Only the overhead benchmark's no-security contender (feature `bench-insecure`) leaves out
     // authentication, the Host/Origin guards, the IP rate limit and the security headers.
     let insecure = config.faults.security_off();
     let mcp = Router::new().route("/mcp", mcp_method);
+    // Each `from_fn` layer costs a boxed-service clone and a state clone per request, so the
+    // guards that share a scope share a layer (order inside each is the order of the checks).
     let mcp = if insecure {
         mcp.layer(middleware::from_fn(no_authentication))
     } else {
-        mcp.layer(middleware::from_fn_with_state(state.clone(), authenticate))
-            .layer(middleware::from_fn_with_state(state.clone(), guard::check_origin))
+        mcp.layer(middleware::from_fn_with_state(state.clone(), check_origin_then_authenticate))
     };
     let mut router: Router = Router::new()
         .merge(mcp)
@@ -115,17 +127,20 @@ pub fn app(server: McpServer, bound: SocketAddr, tls: bool) -> Router {
     if let Some(oauth) = oauth {
         router = router.merge(crate::oauth::router(oauth));
     }
-    if !insecure {
-        router = router
-            .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
-            .layer(middleware::from_fn_with_state(state.clone(), guard::check_host));
-    }
-    router = router
-        .layer(middleware::from_fn(move |req: Request, next: Next| timeout(request_timeout, req, next)))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
-            tracing::error!("handler panicked");
-            generic_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-        }));
+    router = if insecure {
+        router.layer(middleware::from_fn(move |req: Request, next: Next| timeout(request_timeout, req, next)))
+    } else {
+        router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |state: State<AppState>, req: Request, next: Next| {
+                timeout_check_host_limit_ip(request_timeout, state, req, next)
+            },
+        ))
+    };
+    router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+        tracing::error!("handler panicked");
+        generic_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    }));
     if insecure { router } else { router.layer(middleware::from_fn_with_state(state, guard::security_headers)) }
 }
 
@@ -182,13 +197,18 @@ async fn resource_metadata_document(State(state): State<AppState>) -> Response {
 }
 
 /// Establishes the caller of an `/mcp` request (or refuses it) before anything is parsed.
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The `/mcp` guards: the Origin check (and CORS), then authentication.
+async fn check_origin_then_authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    guard::check_origin(&state, req, |req| authenticate(&state, req, next)).await
+}
+
+async fn authenticate(state: &AppState, mut req: Request, next: Next) -> Response {
     match state.auth.authenticate(req.headers(), req.uri()).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(refusal) => refuse(&state, &Caller::unauthenticated_owner(), &refusal),
+        Err(refusal) => refuse(state, &Caller::unauthenticated_owner(), &refusal),
     }
 }
 
@@ -304,7 +324,30 @@ fn peer_ip(req: &Request) -> IpAddr {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip())
 }
 
-async fn limit_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The request timeout around the Host guard (DNS rebinding, every route), the per-IP rate
+/// limit and everything inside them.
+async fn timeout_check_host_limit_ip(
+    limit: Duration,
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let guarded = async {
+        if let Some(refused) = guard::foreign_host_refusal(&state, &req) {
+            return refused;
+        }
+        limit_ip(&state, req, next).await
+    };
+    match tokio::time::timeout(limit, guarded).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("request timed out");
+            generic_error(StatusCode::SERVICE_UNAVAILABLE, "Request timed out")
+        }
+    }
+}
+
+async fn limit_ip(state: &AppState, req: Request, next: Next) -> Response {
     let ip = peer_ip(&req);
     match state.server.rate_limits().admit_ip(ip).await {
         Ok(()) => next.run(req).await,

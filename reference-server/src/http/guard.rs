@@ -64,8 +64,9 @@ impl OriginPolicy {
     }
 }
 
-/// Refuses requests whose Host does not name this server (DNS rebinding), on every route.
-pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Refuses requests whose Host does not name this server (DNS rebinding), on every route: the
+/// refusal to send, if any.
+pub fn foreign_host_refusal(state: &AppState, request: &Request) -> Option<Response> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -77,14 +78,19 @@ pub async fn check_host(State(state): State<AppState>, request: Request, next: N
         Some(_) if state.server.config().faults.is_on("host-check") => {}
         _ => {
             tracing::warn!("refused request with a foreign Host header");
-            return jsonrpc_error(StatusCode::MISDIRECTED_REQUEST, None, -32600, "Invalid Host header");
+            return Some(jsonrpc_error(StatusCode::MISDIRECTED_REQUEST, None, -32600, "Invalid Host header"));
         }
     }
-    next.run(request).await
+    None
 }
 
-/// Refuses MCP requests whose Origin is present and not this server's; answers CORS preflights.
-pub async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Refuses MCP requests whose Origin is present and not this server's; answers CORS preflights;
+/// otherwise runs `inner` and adds CORS headers for an allowed Origin.
+pub async fn check_origin<F, Fut>(state: &AppState, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let headers = request.headers();
     let origin = match headers.get(header::ORIGIN) {
         None => None,
@@ -106,7 +112,7 @@ pub async fn check_origin(State(state): State<AppState>, request: Request, next:
     if request.method() == Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         return preflight(origin, headers);
     }
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     if let Some(origin) = origin {
         add_cors(response.headers_mut(), origin);
     }
