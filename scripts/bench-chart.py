@@ -50,6 +50,8 @@ RATIOS = [
      "request_path/jsonrpc_parse/serde_json_value/tools_call", None, ""),
     ("schema validate vs jsonschema is_valid", "request_path/schema_validate/mcproof/query_products_valid",
      "request_path/schema_validate/jsonschema_is_valid/query_products_valid", None, ""),
+    ("secure tools/call (token) vs no security", "overhead/tools_call/secure_http/cached_token",
+     "overhead/tools_call/no_security_http", None, ""),
     ("secure tools/call (token) vs public HTTP", "overhead/tools_call/secure_http/cached_token",
      "overhead/tools_call/public_http", None, ""),
     ("secure tools/call (token) vs Tool::call", "overhead/tools_call/secure_http/cached_token",
@@ -111,6 +113,13 @@ def print_table(data):
     for label, _num, _den, r, target, note in ratios(data):
         met = "" if target is None else ("yes" if r <= target else "**no**")
         print(f"| {label} | {r:.2f}x | {note} | {met} |")
+    secure, bare = data.get("overhead/tools_call/secure_http/cached_token"), data.get("overhead/tools_call/no_security_http")
+    if secure and bare:
+        added = (secure[0] - bare[0]) / 1e3
+        print()
+        print(f"Full security stack, cached token: {added:+.2f} µs per tools/call "
+              f"({fmt_time(secure[0])} vs {fmt_time(bare[0])} with no security; target <= 10 µs: "
+              f"{'met' if added <= 10 else 'missed'})")
 
 
 def memory_rows(criterion_dir):
