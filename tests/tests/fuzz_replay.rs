@@ -107,9 +107,9 @@ fn sse_cr_at_line_cut_is_split_invariant() {
 /// Found by the `sanitize` target (smoke run, unoptimized build) as a timeout: a 44-byte input
 /// that the target repeats to 70,000 characters — chat-template tokens, "system", and one
 /// U+FFFD. Root cause: two injection patterns used a Unicode `\b`, which stops regex's lazy DFA
-/// at the first non-ASCII byte, so the whole marker set ran on the PikeVM (68 s for this input
-/// in the unoptimized ASan build, 1.9 s after the fix: a CPU cost a hostile tool output could
-/// choose). Fixed by
+/// at the first non-ASCII byte, so the whole marker set ran on the PikeVM (27 s for this input
+/// in the ASan smoke build with optimized regex engines, 1.9 s after the fix: a CPU cost a
+/// hostile tool output could choose). Fixed by
 /// spelling the boundaries as `(?:^|\W)` / `(?:\W|$)` (same matches; the unit test
 /// `sanitize::tests::word_boundaries_are_spelled_out` checks both). The replay checks the
 /// sanitizer's invariants on the input; its speed is the fuzz smoke run's and the benches' job.
