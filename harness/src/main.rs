@@ -15,7 +15,7 @@ use mcproof::baseline::Baseline;
 use mcproof::check::{Level, Status};
 use mcproof::checks::catalogue;
 use mcproof::probe::{ConnectError, Probe, ScanOptions};
-use mcproof::report::{Format, REPORT_SCHEMA, Report, Summary, ToolInfo, render, rfc3339};
+use mcproof::report::{Format, REPORT_SCHEMA, Report, Summary, ToolInfo, rfc3339};
 use mcproof::runner::{CheckResult, Filter};
 use mcproof::target::{HttpTarget, Target};
 
@@ -373,17 +373,7 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         eprintln!("mcproof: wrote {} entries to {}", b.entries.len(), path.display());
         return Ok(ExitCode::SUCCESS);
     }
-    for (format, path) in &args.reports {
-        std::fs::write(path, render(&report, *format, false))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let color = args.format == Format::Text
-        && !args.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal();
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(render(&report, args.format, color).as_bytes());
-    let _ = stdout.flush();
+    mcproof::report::emit(&report, args.format, &args.reports, args.no_color).map_err(anyhow::Error::from)?;
 
     let gate: Vec<&CheckResult> = report
         .results

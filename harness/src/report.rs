@@ -113,6 +113,38 @@ pub fn parse_report_arg(s: &str) -> Result<(Format, std::path::PathBuf), String>
     Ok((format, std::path::PathBuf::from(path)))
 }
 
+/// A report file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct ReportWriteError {
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+/// Writes every `--report FORMAT=PATH` file, then `report` in `format` to stdout (coloured text
+/// only on a terminal, without `--no-color` or `NO_COLOR`). Shared by `scan`, `baseline` and `fuzz`.
+pub fn emit(
+    report: &Report,
+    format: Format,
+    files: &[(Format, std::path::PathBuf)],
+    no_color: bool,
+) -> Result<(), ReportWriteError> {
+    use std::io::{IsTerminal as _, Write as _};
+    for (file_format, path) in files {
+        std::fs::write(path, render(report, *file_format, false))
+            .map_err(|source| ReportWriteError { path: path.clone(), source })?;
+    }
+    let color = format == Format::Text
+        && !no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) must not turn a finished scan into an error.
+    let _ = stdout.write_all(render(report, format, color).as_bytes());
+    let _ = stdout.flush();
+    Ok(())
+}
+
 /// Renders `report` in `format`. `color` applies to text only.
 pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::exec::{ExecError, Executor};
 use super::{FuzzOptions, Progress, Reproducer};
-use crate::report::{Format, render, rfc3339};
+use crate::report::{Format, rfc3339};
 use crate::target::{ConnArgs, HttpTarget, Target, TargetArgError};
 
 /// How a command failed, mapped by the binary to exit codes 2 and 3.
@@ -213,17 +213,8 @@ pub async fn fuzz(args: FuzzArgs) -> Result<u8, CliError> {
     std::fs::create_dir_all(&args.out)
         .and_then(|()| std::fs::write(args.out.join("summary.json"), format!("{summary:#}\n")))
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", args.out.join("summary.json").display())))?;
-    for (format, path) in &args.reports {
-        std::fs::write(path, render(&report, *format, false))
-            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", path.display())))?;
-    }
-    let color = args.format == Format::Text
-        && !args.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal();
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(render(&report, args.format, color).as_bytes());
-    let _ = stdout.flush();
+    crate::report::emit(&report, args.format, &args.reports, args.no_color)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     eprintln!(
         "mcproof: fuzzed for {:.1} s: {} requests in {} cases (+{} shrinking), {} finding(s), seed {}, stopped by {}",
         outcome.elapsed.as_secs_f64(),
