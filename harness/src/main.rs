@@ -17,7 +17,7 @@ use mcproof::checks::catalogue;
 use mcproof::probe::{ConnectError, Probe, ScanOptions};
 use mcproof::report::{Format, REPORT_SCHEMA, Report, Summary, ToolInfo, rfc3339};
 use mcproof::runner::{CheckResult, Filter};
-use mcproof::target::{HttpTarget, Target};
+use mcproof::target::Target;
 
 /// The baseline applied when scanning the embedded reference server.
 const EMBEDDED_BASELINE: &str = include_str!("../baselines/embedded.toml");
@@ -291,18 +291,13 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
     };
     options.limits.timeout = Duration::from_secs(args.timeout.max(1));
 
-    let embedded = match &explicit {
-        Some(_) => None,
-        None => Some(mcproof::serve::start_embedded(&[]).await.context("cannot start the embedded reference server")?),
-    };
-    let target = match (explicit, &embedded) {
-        (Some(t), _) => t,
-        (None, Some(e)) => {
-            let mut t = HttpTarget::new(e.url.clone());
-            t.bearer = e.api_key.clone();
-            Target::Http(t)
+    let (target, embedded) = match explicit {
+        Some(target) => (target, None),
+        None => {
+            let embedded =
+                mcproof::serve::start_embedded(&[]).await.context("cannot start the embedded reference server")?;
+            (embedded.target(), Some(embedded))
         }
-        (None, None) => unreachable_target(),
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     if !args.quiet {
@@ -398,11 +393,6 @@ async fn scan(args: ScanArgs, write_baseline: Option<(PathBuf, String)>) -> Resu
         return Ok(ExitCode::from(3));
     }
     Ok(if gate.is_empty() && stale.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// The embedded target always exists when no explicit one was given.
-fn unreachable_target() -> ! {
-    unreachable!("no target and no embedded server")
 }
 
 fn at_or_above(level: Level, fail_on: FailOn) -> bool {

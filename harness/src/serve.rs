@@ -23,6 +23,15 @@ pub struct Embedded {
     keys: Option<KeyDir>,
 }
 
+impl Embedded {
+    /// The target that reaches this server, with its API key as the bearer token.
+    pub fn target(&self) -> crate::target::Target {
+        let mut http = crate::target::HttpTarget::new(self.url.clone());
+        http.bearer = self.api_key.clone();
+        crate::target::Target::Http(http)
+    }
+}
+
 impl std::fmt::Debug for Embedded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Embedded")

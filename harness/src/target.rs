@@ -92,50 +92,7 @@ impl Target {
             }
         }
     }
-}
 
-/// How to reach the target: the connection options shared by `scan`, `baseline`, `fuzz` and
-/// `replay`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConnArgs {
-    /// Extra HTTP header `Name: value`; repeatable.
-    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// Bearer token sent as `Authorization: Bearer …` (prefer the environment variable).
-    #[arg(long, env = "MCPROOF_BEARER", hide_env_values = true, value_name = "TOKEN")]
-    pub bearer: Option<String>,
-    /// API key sent as `X-API-Key` (prefer the environment variable).
-    #[arg(long, env = "MCPROOF_API_KEY", hide_env_values = true, value_name = "KEY")]
-    pub api_key: Option<String>,
-    /// PEM file with a client certificate and key (mutual TLS).
-    #[arg(long, value_name = "FILE")]
-    pub client_cert: Option<PathBuf>,
-    /// PEM file with an extra CA certificate to trust.
-    #[arg(long, value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// Accept any TLS certificate (verification is on by default).
-    #[arg(long)]
-    pub insecure_tls: bool,
-    /// Environment variable `NAME=VALUE` for a stdio server; repeatable.
-    #[arg(long = "env", value_name = "NAME=VALUE")]
-    pub env: Vec<String>,
-    /// Working directory for a stdio server.
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
-    /// Seconds a stdio server may take to answer `initialize`.
-    #[arg(long, default_value_t = 20, value_name = "SECS")]
-    pub startup_timeout: u64,
-    /// Seconds a request may go unanswered before it counts as a hang.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
-    pub timeout: u64,
-}
-
-/// A target given on the command line that cannot be used (a usage error, exit code 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetArgError(pub String);
-
-impl Target {
     /// The target named on the command line, if any (`None`: the embedded reference server).
     /// One parser for `scan`, `baseline`, `fuzz` and `replay`.
     pub fn from_args(url: Option<&str>, command: &[String], conn: &ConnArgs) -> Result<Option<Target>, TargetArgError> {
@@ -195,3 +152,44 @@ impl Target {
         }
     }
 }
+
+/// How to reach the target: the connection options shared by `scan`, `baseline`, `fuzz` and
+/// `replay`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnArgs {
+    /// Extra HTTP header `Name: value`; repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Bearer token sent as `Authorization: Bearer …` (prefer the environment variable).
+    #[arg(long, env = "MCPROOF_BEARER", hide_env_values = true, value_name = "TOKEN")]
+    pub bearer: Option<String>,
+    /// API key sent as `X-API-Key` (prefer the environment variable).
+    #[arg(long, env = "MCPROOF_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// PEM file with a client certificate and key (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file with an extra CA certificate to trust.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Accept any TLS certificate (verification is on by default).
+    #[arg(long)]
+    pub insecure_tls: bool,
+    /// Environment variable `NAME=VALUE` for a stdio server; repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory for a stdio server.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Seconds a stdio server may take to answer `initialize`.
+    #[arg(long, default_value_t = 20, value_name = "SECS")]
+    pub startup_timeout: u64,
+    /// Seconds a request may go unanswered before it counts as a hang.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// A target given on the command line that cannot be used (a usage error, exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetArgError(pub String);

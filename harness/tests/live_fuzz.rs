@@ -9,18 +9,12 @@ use std::time::{Duration, Instant};
 
 use mcproof::check::Status;
 use mcproof::fuzz::{self, Body, FuzzOptions, Oracle, Reproducer, Step};
-use mcproof::serve::{Embedded, start_embedded};
-use mcproof::target::{HttpTarget, StdioTarget, Target};
+use mcproof::serve::start_embedded;
+use mcproof::target::{StdioTarget, Target};
 use serde_json::Value;
 
 /// The seed of the planted-bug run (any seed finds it; this one is fixed so the test is exact).
 const PLANTED_SEED: u64 = 5;
-
-fn http_target(server: &Embedded) -> Target {
-    let mut t = HttpTarget::new(server.url.clone());
-    t.bearer = server.api_key.clone();
-    Target::Http(t)
-}
 
 /// Runs the `mcproof` binary and returns its exit code, stdout and stderr.
 async fn mcproof(args: Vec<String>, bearer: Option<String>) -> (i32, String, String) {
@@ -60,7 +54,7 @@ async fn the_secure_reference_server_survives_a_bounded_run() {
         ..FuzzOptions::default()
     };
     let started = Instant::now();
-    let outcome = fuzz::run(&http_target(&server), &options, Some(dir.path()), |_| {}).await.expect("fuzz");
+    let outcome = fuzz::run(&server.target(), &options, Some(dir.path()), |_| {}).await.expect("fuzz");
     let found: Vec<String> = outcome.findings.iter().map(|f| format!("{:?}", f.reproducer)).collect();
     assert!(found.is_empty(), "findings against the secure server:\n{}", found.join("\n"));
     assert!(started.elapsed() < Duration::from_secs(20), "the run overran its 10 s bound: {:?}", started.elapsed());
@@ -98,7 +92,7 @@ async fn a_planted_panic_is_found_shrunk_saved_and_replayed() {
         stop_on_finding: true,
         ..FuzzOptions::default()
     };
-    let outcome = fuzz::run(&http_target(&faulty), &options, Some(dir.path()), |_| {}).await.expect("fuzz");
+    let outcome = fuzz::run(&faulty.target(), &options, Some(dir.path()), |_| {}).await.expect("fuzz");
     let finding = outcome
         .findings
         .iter()

@@ -311,7 +311,12 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
+    within(limit, next.run(req)).await
+}
+
+/// `handling`'s response, or 503 when it takes longer than `limit`.
+async fn within(limit: Duration, handling: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, handling).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("request timed out");
@@ -332,19 +337,13 @@ async fn timeout_check_host_limit_ip(
     req: Request,
     next: Next,
 ) -> Response {
-    let guarded = async {
+    within(limit, async {
         if let Some(refused) = guard::foreign_host_refusal(&state, &req) {
             return refused;
         }
         limit_ip(&state, req, next).await
-    };
-    match tokio::time::timeout(limit, guarded).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!("request timed out");
-            generic_error(StatusCode::SERVICE_UNAVAILABLE, "Request timed out")
-        }
-    }
+    })
+    .await
 }
 
 async fn limit_ip(state: &AppState, req: Request, next: Next) -> Response {

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::exec::{ExecError, Executor};
 use super::{FuzzOptions, Progress, Reproducer};
 use crate::report::{Format, rfc3339};
-use crate::target::{ConnArgs, HttpTarget, Target, TargetArgError};
+use crate::target::{ConnArgs, Target, TargetArgError};
 
 /// How a command failed, mapped by the binary to exit codes 2 and 3.
 #[derive(Debug, thiserror::Error)]
@@ -113,22 +113,14 @@ pub async fn fuzz(args: FuzzArgs) -> Result<u8, CliError> {
             return Err(CliError::Usage(format!("report directory {} does not exist", dir.display())));
         }
     }
-    let embedded = match &explicit {
-        Some(_) => None,
-        None => Some(
-            crate::serve::start_embedded(&args.faults)
+    let (target, embedded) = match explicit {
+        Some(target) => (target, None),
+        None => {
+            let embedded = crate::serve::start_embedded(&args.faults)
                 .await
-                .map_err(|e| CliError::Usage(format!("cannot start the embedded reference server: {e:#}")))?,
-        ),
-    };
-    let target = match (explicit, &embedded) {
-        (Some(t), _) => t,
-        (None, Some(e)) => {
-            let mut t = HttpTarget::new(e.url.clone());
-            t.bearer = e.api_key.clone();
-            Target::Http(t)
+                .map_err(|e| CliError::Usage(format!("cannot start the embedded reference server: {e:#}")))?;
+            (embedded.target(), Some(embedded))
         }
-        (None, None) => return Err(CliError::Usage("no target".into())),
     };
     let options = FuzzOptions {
         seed: args.seed.unwrap_or_else(rand::random),
